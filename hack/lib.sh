@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# Shared helpers for the tagpin hack/ scripts. Source it; do not execute it.
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Runtime state (pids, logs, certs, data) lives in the work tree but is gitignored.
+TAGPIN_STATE="${TAGPIN_STATE:-$REPO/.tagpin}"
+# Built tools live outside the repo so a fresh clone (CI) reuses them.
+TAGPIN_CACHE="${TAGPIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tagpin}"
+
+K8S_VERSION=v1.37.2
+COSIGN_V2_VERSION=v2.6.5
+COSIGN_V3_VERSION=v3.1.3
+
+TAGPIN_K8S_BIN="$TAGPIN_CACHE/k8s-$K8S_VERSION/bin"
+TAGPIN_COSIGN_V2="$TAGPIN_CACHE/cosign-$COSIGN_V2_VERSION/cosign"
+TAGPIN_COSIGN_V3="$TAGPIN_CACHE/cosign-$COSIGN_V3_VERSION/cosign"
+
+export REPO TAGPIN_STATE TAGPIN_CACHE K8S_VERSION COSIGN_V2_VERSION COSIGN_V3_VERSION
+export TAGPIN_K8S_BIN TAGPIN_COSIGN_V2 TAGPIN_COSIGN_V3
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# wait_for DESCRIPTION TIMEOUT_SECONDS CMD...: polls CMD until it succeeds or the deadline passes.
+wait_for() {
+  local what="$1" timeout="$2"
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "error: timed out after ${timeout}s waiting for $what"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# pid_alive PIDFILE [NAME]: true if the pid in PIDFILE runs and its command line mentions NAME.
+pid_alive() {
+  local pidfile="$1" name="${2:-}" pid
+  [[ -s "$pidfile" ]] || return 1
+  pid="$(<"$pidfile")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  [[ -z "$name" ]] || tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$name"
+}
+
+# start_daemon PIDFILE STDOUT_LOG STDERR_LOG CMD...: runs CMD detached in its own session.
+start_daemon() {
+  local pidfile="$1" out="$2" err="$3"
+  shift 3
+  mkdir -p "$(dirname "$pidfile")" "$(dirname "$out")" "$(dirname "$err")"
+  setsid "$@" </dev/null >>"$out" 2>>"$err" &
+  echo "$!" >"$pidfile"
+}
+
+# stop_daemon PIDFILE [NAME]: TERM then KILL the process in PIDFILE; removes the pid file.
+stop_daemon() {
+  local pidfile="$1" name="${2:-}" pid i
+  if pid_alive "$pidfile" "$name"; then
+    pid="$(<"$pidfile")"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+# port_open HOST PORT: true if something accepts TCP connections there.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# pki_ca DIR CN: creates DIR/ca.pem and DIR/ca-key.pem once (EC P-256, 10 years).
+pki_ca() {
+  local dir="$1" cn="$2"
+  [[ -s "$dir/ca.pem" && -s "$dir/ca-key.pem" ]] && return 0
+  mkdir -p "$dir"
+  openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null |
+    openssl pkcs8 -topk8 -nocrypt -out "$dir/ca-key.pem"
+  openssl req -x509 -new -key "$dir/ca-key.pem" -sha256 -days 3650 -subj "/CN=$cn" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -addext "subjectKeyIdentifier=hash" \
+    -out "$dir/ca.pem" 2>/dev/null
+  chmod 600 "$dir/ca-key.pem"
+}
+
+# pki_cert CA_DIR OUT_PREFIX SUBJECT USAGE [SANS]: issues OUT_PREFIX.pem/OUT_PREFIX-key.pem once.
+# USAGE is serverAuth, clientAuth or "serverAuth,clientAuth"; SANS like "IP:127.0.0.1,DNS:localhost".
+pki_cert() {
+  local ca="$1" out="$2" subj="$3" usage="$4" sans="${5:-}" ext
+  [[ -s "$out.pem" && -s "$out-key.pem" ]] && return 0
+  mkdir -p "$(dirname "$out")"
+  ext="$(mktemp)"
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=$usage"
+    echo "authorityKeyIdentifier=keyid"
+    [[ -z "$sans" ]] || echo "subjectAltName=$sans"
+  } >"$ext"
+  openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null |
+    openssl pkcs8 -topk8 -nocrypt -out "$out-key.pem"
+  openssl req -new -key "$out-key.pem" -subj "$subj" 2>/dev/null |
+    openssl x509 -req -CA "$ca/ca.pem" -CAkey "$ca/ca-key.pem" -CAcreateserial \
+      -days 3650 -sha256 -extfile "$ext" -out "$out.pem" 2>/dev/null
+  rm -f "$ext"
+  chmod 600 "$out-key.pem"
+}

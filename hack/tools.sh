@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs the tools the tagpin tests need; fast and silent when everything is cached.
+#   hack/tools.sh        install what is missing
+#   hack/tools.sh env    print export lines: eval "$(hack/tools.sh env)"
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+print_env() {
+  cat <<EOF
+export TAGPIN_CACHE='$TAGPIN_CACHE'
+export TAGPIN_K8S_BIN='$TAGPIN_K8S_BIN'
+export TAGPIN_COSIGN_V2='$TAGPIN_COSIGN_V2'
+export TAGPIN_COSIGN_V3='$TAGPIN_COSIGN_V3'
+export PATH='$TAGPIN_K8S_BIN:$(dirname "$TAGPIN_COSIGN_V2")':"\$PATH"
+EOF
+}
+
+# Debian packages, keyed by a file each one ships.
+install_debs() {
+  local -A want=(
+    [/usr/bin/docker-registry]=docker-registry
+    [/usr/bin/etcd]=etcd-server
+    [/usr/bin/htpasswd]=apache2-utils
+    [/usr/bin/openssl]=openssl
+    [/usr/bin/curl]=curl
+    [/usr/bin/jq]=jq
+  )
+  local missing=() f
+  for f in "${!want[@]}"; do
+    [[ -x "$f" ]] || missing+=("${want[$f]}")
+  done
+  ((${#missing[@]})) || return 0
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Another process (a second checkout, an earlier run) may be building the same output.
+wait_other_build() {
+  local pattern="$1" deadline=$((SECONDS + 3600))
+  while pgrep -f -- "$pattern" >/dev/null; do
+    ((SECONDS < deadline)) || die "another build matching '$pattern' is still running after 1h"
+    sleep 5
+  done
+}
+
+have_k8s() {
+  [[ -x "$TAGPIN_K8S_BIN/kube-apiserver" && -x "$TAGPIN_K8S_BIN/kube-controller-manager" && -x "$TAGPIN_K8S_BIN/kubectl" ]]
+}
+
+build_k8s() {
+  have_k8s && return 0
+  wait_other_build "go build .*-o $TAGPIN_K8S_BIN"
+  have_k8s && return 0
+  log "building Kubernetes $K8S_VERSION (kube-apiserver, kube-controller-manager, kubectl); this takes a while once"
+  mkdir -p "$TAGPIN_K8S_BIN"
+  (cd "$REPO/hack/k8s" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$TAGPIN_K8S_BIN/" \
+    k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kubectl)
+}
+
+# install_cosign MODULE_MAJOR VERSION TARGET
+install_cosign() {
+  local major="$1" version="$2" target="$3"
+  [[ -x "$target" ]] && return 0
+  wait_other_build "cosign/$major/cmd/cosign@$version"
+  [[ -x "$target" ]] && return 0
+  log "building cosign $version"
+  mkdir -p "$(dirname "$target")"
+  (cd /tmp && CGO_ENABLED=0 GOBIN="$(dirname "$target")" go install -trimpath -ldflags='-s -w' \
+    "github.com/sigstore/cosign/$major/cmd/cosign@$version")
+}
+
+case "${1:-install}" in
+  install)
+    command -v go >/dev/null || die "go is required (Go 1.26 or newer)"
+    install_debs
+    build_k8s
+    install_cosign v2 "$COSIGN_V2_VERSION" "$TAGPIN_COSIGN_V2"
+    install_cosign v3 "$COSIGN_V3_VERSION" "$TAGPIN_COSIGN_V3"
+    ;;
+  env) print_env ;;
+  *) die "usage: $0 [install|env]" ;;
+esac
