@@ -8,3 +8,4 @@ pub mod digest;
 pub mod reference;
 
 pub use digest::{Digest, DigestAlgorithm, DigestError};
+pub use reference::{ImageReference, ReferenceError};
