@@ -49,7 +49,9 @@ pub enum DigestError {
     #[error("digest {0:?} uses an unsupported algorithm (expected sha256 or sha512)")]
     UnsupportedAlgorithm(String),
     /// The encoded part has the wrong length or characters.
-    #[error("digest {digest:?} must have exactly {expected} lowercase hex characters after {algorithm}:")]
+    #[error(
+        "digest {digest:?} must have exactly {expected} lowercase hex characters after {algorithm}:"
+    )]
     BadEncoding {
         /// The rejected input.
         digest: String,

@@ -1,0 +1,182 @@
+//! How to reach one registry host: scheme, trusted CAs, timeouts; and TLS error classification.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use crate::config::{RegistrySettings, TimeoutSettings};
+use crate::error::ResolveError;
+
+/// The scheme a request goes out with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// TLS, verified against system roots plus the registry's configured CA.
+    Https,
+    /// Plain HTTP: configured, or a loopback registry that does not speak TLS.
+    Http,
+}
+
+const HTTPS: u8 = 0;
+const HTTP: u8 = 1;
+
+/// One registry host with its HTTP connection pool. Carries no credentials, so
+/// clients of different credentials may share it.
+pub struct Endpoint {
+    /// `host[:port]` as written in references.
+    pub host: String,
+    /// The connection pool, with this host's CA and timeouts.
+    pub http: reqwest::Client,
+    loopback: bool,
+    scheme: AtomicU8,
+}
+
+impl Endpoint {
+    /// Builds the endpoint for `host` from its settings.
+    pub fn new(
+        host: &str,
+        settings: &RegistrySettings,
+        timeouts: &TimeoutSettings,
+    ) -> Result<Self, ResolveError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("tagpin/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(timeouts.connect())
+            .read_timeout(timeouts.read())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::limited(5));
+        if let Some(ca) = &settings.ca {
+            let pem = std::fs::read(ca).map_err(|e| {
+                ResolveError::Config(format!(
+                    "registries.\"{host}\".ca: cannot read {}: {e}",
+                    ca.display()
+                ))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ResolveError::Config(format!(
+                    "registries.\"{host}\".ca: {} is not a PEM certificate bundle: {e}",
+                    ca.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(ResolveError::Config(format!(
+                    "registries.\"{host}\".ca: {} holds no certificate",
+                    ca.display()
+                )));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder.build().map_err(|e| {
+            ResolveError::Config(format!(
+                "registry {host}: cannot build an HTTP client: {}",
+                crate::client::error_chain(&e)
+            ))
+        })?;
+        Ok(Self {
+            host: host.to_owned(),
+            http,
+            loopback: is_loopback_host(host),
+            scheme: AtomicU8::new(if settings.plain_http { HTTP } else { HTTPS }),
+        })
+    }
+
+    /// The scheme requests use now.
+    pub fn scheme(&self) -> Scheme {
+        match self.scheme.load(Ordering::Relaxed) {
+            HTTP => Scheme::Http,
+            _ => Scheme::Https,
+        }
+    }
+
+    /// Loopback registries may speak plain HTTP (Docker's convention): when a TLS
+    /// handshake with one fails for a reason other than trust, switch to HTTP.
+    pub fn fall_back_to_http(&self, e: &reqwest::Error) -> bool {
+        if !self.loopback
+            || self.scheme() != Scheme::Https
+            || e.is_timeout()
+            || tls_certificate_error(e).is_some()
+            || connection_refused(e)
+        {
+            return false;
+        }
+        self.scheme.store(HTTP, Ordering::Relaxed);
+        true
+    }
+}
+
+/// True for `localhost`, `127.0.0.0/8` and `::1`, with or without a port.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    if bare.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn sources<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        out.push(err);
+        // io::Error hides its inner error from source(); look inside explicitly.
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            out.push(inner);
+        }
+        cur = err.source();
+    }
+    out
+}
+
+/// The certificate problem behind a TLS failure, if that is what it was.
+pub fn tls_certificate_error(e: &reqwest::Error) -> Option<String> {
+    sources(e).into_iter().find_map(|s| {
+        let tls = s.downcast_ref::<rustls::Error>()?;
+        match tls {
+            rustls::Error::InvalidCertificate(c) => Some(format!("invalid certificate: {c:?}")),
+            rustls::Error::NoCertificatesPresented => Some("no certificate presented".into()),
+            rustls::Error::InvalidCertRevocationList(_) => Some(tls.to_string()),
+            _ => None,
+        }
+    })
+}
+
+fn connection_refused(e: &reqwest::Error) -> bool {
+    sources(e).into_iter().any(|s| {
+        s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1",
+            "127.1.2.3:80",
+            "[::1]:5000",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "registry.example",
+            "10.0.0.1:5000",
+            "[fe80::1]:5000",
+            "localhost.example",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+}
