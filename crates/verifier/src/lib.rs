@@ -1,1 +1,45 @@
-//! placeholder
+//! Verification of one image digest against tagpin's signature and attestation policy.
+//!
+//! The verifier never trusts a tag: it is handed a digest, finds the cosign
+//! signatures and in-toto attestations attached to that digest (cosign v2 tag
+//! layout and OCI 1.1 referrers with Sigstore bundles), and proves by policy who
+//! signed it. Registry access goes through [`ArtifactSource`], so a registry
+//! failure is reported as such and never mistaken for a missing signature.
+
+pub mod bundle;
+pub mod cache;
+pub mod certificate;
+pub mod conditions;
+pub mod cosign_v2;
+pub mod discover;
+pub mod dsse;
+pub mod evidence;
+pub mod glob;
+pub mod intoto;
+pub mod judge;
+pub mod keys;
+pub mod policy;
+pub mod rekor;
+pub mod repository;
+pub mod simple_signing;
+pub mod source;
+pub mod trust_root;
+pub mod verdict;
+pub mod verifier;
+
+pub use cache::{CacheTtl, VerdictCache};
+pub use policy::{CompiledPolicy, NoMatch, Policy, PolicyError};
+pub use source::{ArtifactSource, Fetched, SourceError};
+pub use verdict::{Outcome, Verdict};
+pub use verifier::{Verifier, VerifyError, verify_uncached};
+
+#[cfg(test)]
+mod tests {
+    /// The compiled policy is shared across admission requests.
+    #[test]
+    fn compiled_policy_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<crate::CompiledPolicy>();
+        check::<crate::Verdict>();
+    }
+}

@@ -1,0 +1,303 @@
+//! Sigstore bundles (v0.1 to v0.3): message signatures and DSSE envelopes with
+//! their certificate or key hint and transparency-log entries.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+
+use crate::cosign_v2::envelope_evidence;
+use crate::dsse::Envelope;
+use crate::evidence::{Claims, Evidence};
+use crate::rekor::{InclusionProof, TlogEntry};
+
+/// Media type of v0.3 bundles (also the artifact type of cosign v3 referrers).
+pub const BUNDLE_V03_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BundleJson {
+    media_type: String,
+    verification_material: MaterialJson,
+    #[serde(default)]
+    message_signature: Option<MessageSignatureJson>,
+    #[serde(default)]
+    dsse_envelope: Option<EnvelopeJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MaterialJson {
+    #[serde(default)]
+    certificate: Option<RawBytes>,
+    #[serde(default)]
+    x509_certificate_chain: Option<ChainJson>,
+    #[serde(default)]
+    tlog_entries: Vec<TlogEntryJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBytes {
+    raw_bytes: String,
+}
+
+#[derive(Deserialize)]
+struct ChainJson {
+    #[serde(default)]
+    certificates: Vec<RawBytes>,
+}
+
+/// protobuf-JSON int64 values arrive as strings, sometimes as numbers.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Int64 {
+    Num(i64),
+    Str(String),
+}
+
+impl Int64 {
+    fn get(&self) -> Result<i64, String> {
+        match self {
+            Int64::Num(n) => Ok(*n),
+            Int64::Str(s) => s.parse().map_err(|_| format!("{s:?} is not an integer")),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TlogEntryJson {
+    log_index: Int64,
+    log_id: KeyIdJson,
+    #[serde(default)]
+    integrated_time: Option<Int64>,
+    #[serde(default)]
+    inclusion_promise: Option<PromiseJson>,
+    #[serde(default)]
+    inclusion_proof: Option<ProofJson>,
+    canonicalized_body: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyIdJson {
+    key_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromiseJson {
+    signed_entry_timestamp: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProofJson {
+    log_index: Int64,
+    root_hash: String,
+    tree_size: Int64,
+    #[serde(default)]
+    hashes: Vec<String>,
+    checkpoint: CheckpointJson,
+}
+
+#[derive(Deserialize)]
+struct CheckpointJson {
+    envelope: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageSignatureJson {
+    #[serde(default)]
+    message_digest: Option<MessageDigestJson>,
+    signature: String,
+}
+
+#[derive(Deserialize)]
+struct MessageDigestJson {
+    algorithm: String,
+    digest: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeJson {
+    payload: String,
+    payload_type: String,
+    #[serde(default)]
+    signatures: Vec<SigJson>,
+}
+
+#[derive(Deserialize)]
+struct SigJson {
+    sig: String,
+}
+
+fn b64(s: &str, what: &str) -> Result<Vec<u8>, String> {
+    STANDARD
+        .decode(s)
+        .map_err(|e| format!("bundle {what} is not base64: {e}"))
+}
+
+/// A message-signature bundle's claim about the message it signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageDigest {
+    /// Algorithm name as in the bundle (`SHA2_256`).
+    pub algorithm: String,
+    /// The digest bytes.
+    pub digest: Vec<u8>,
+}
+
+/// A parsed bundle: its evidence, and for message signatures the digest it
+/// claims (the caller supplies the message bytes via [`Parsed::with_message`]).
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    /// Evidence, one per signature.
+    pub evidence: Vec<Evidence>,
+    /// For message signatures, the message digest claimed.
+    pub message_digest: Option<MessageDigest>,
+}
+
+impl Parsed {
+    /// Completes a message-signature bundle with the signed message; fails when
+    /// the message does not hash to the bundle's message digest.
+    pub fn with_message(mut self, message: &[u8]) -> Result<Vec<Evidence>, String> {
+        if let Some(md) = &self.message_digest {
+            use sha2::Digest as _;
+            let actual = match md.algorithm.as_str() {
+                "SHA2_256" => sha2::Sha256::digest(message).to_vec(),
+                "SHA2_384" => sha2::Sha384::digest(message).to_vec(),
+                "SHA2_512" => sha2::Sha512::digest(message).to_vec(),
+                other => {
+                    return Err(format!(
+                        "bundle message digest algorithm {other:?} is not supported"
+                    ));
+                }
+            };
+            if actual != md.digest {
+                return Err("bundle message digest does not match the signed artifact".into());
+            }
+            for ev in &mut self.evidence {
+                ev.signed_bytes = message.to_vec();
+                ev.tlog_payload = message.to_vec();
+            }
+        }
+        Ok(self.evidence)
+    }
+}
+
+/// Parses a bundle; `origin` names it in messages.
+pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
+    let b: BundleJson = serde_json::from_slice(bytes)
+        .map_err(|e| format!("{origin}: not a Sigstore bundle: {e}"))?;
+    if !b
+        .media_type
+        .starts_with("application/vnd.dev.sigstore.bundle")
+    {
+        return Err(format!(
+            "{origin}: bundle media type {:?} is not supported",
+            b.media_type
+        ));
+    }
+    let vm = &b.verification_material;
+    let mut certs: Vec<Vec<u8>> = Vec::new();
+    if let Some(c) = &vm.certificate {
+        certs.push(b64(&c.raw_bytes, "certificate")?);
+    }
+    if let Some(chain) = &vm.x509_certificate_chain {
+        for c in &chain.certificates {
+            certs.push(b64(&c.raw_bytes, "certificate")?);
+        }
+    }
+    let certificate = if certs.is_empty() {
+        None
+    } else {
+        Some(certs.remove(0))
+    };
+    let tlog = vm
+        .tlog_entries
+        .iter()
+        .map(tlog_entry)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{origin}: {e}"))?;
+    match (&b.message_signature, &b.dsse_envelope) {
+        (Some(ms), None) => {
+            let message_digest = ms
+                .message_digest
+                .as_ref()
+                .map(|d| {
+                    Ok::<_, String>(MessageDigest {
+                        algorithm: d.algorithm.clone(),
+                        digest: b64(&d.digest, "message digest")?,
+                    })
+                })
+                .transpose()?;
+            Ok(Parsed {
+                evidence: vec![Evidence {
+                    origin: origin.to_owned(),
+                    signed_bytes: Vec::new(),
+                    tlog_payload: Vec::new(),
+                    signature: b64(&ms.signature, "signature")?,
+                    certificate,
+                    chain: certs,
+                    tlog,
+                    claims: Claims::ManifestSignature,
+                }],
+                message_digest,
+            })
+        }
+        (None, Some(env)) => {
+            let envelope = Envelope::from_parts(
+                &env.payload_type,
+                &env.payload,
+                env.signatures.iter().map(|s| s.sig.as_str()),
+            )
+            .map_err(|e| format!("{origin}: {e}"))?;
+            Ok(Parsed {
+                evidence: envelope_evidence(origin, &envelope, certificate, certs, tlog),
+                message_digest: None,
+            })
+        }
+        _ => Err(format!(
+            "{origin}: bundle must hold exactly one of messageSignature or dsseEnvelope"
+        )),
+    }
+}
+
+fn tlog_entry(e: &TlogEntryJson) -> Result<TlogEntry, String> {
+    let inclusion = e
+        .inclusion_proof
+        .as_ref()
+        .map(|p| {
+            Ok::<_, String>(InclusionProof {
+                log_index: u64::try_from(p.log_index.get()?).map_err(|_| "negative log index")?,
+                tree_size: u64::try_from(p.tree_size.get()?).map_err(|_| "negative tree size")?,
+                root_hash: b64(&p.root_hash, "root hash")?,
+                hashes: p
+                    .hashes
+                    .iter()
+                    .map(|h| b64(h, "inclusion proof hash"))
+                    .collect::<Result<_, _>>()?,
+                checkpoint: p.checkpoint.envelope.clone(),
+            })
+        })
+        .transpose()?;
+    Ok(TlogEntry {
+        body_b64: e.canonicalized_body.clone(),
+        integrated_time: e
+            .integrated_time
+            .as_ref()
+            .map(Int64::get)
+            .transpose()?
+            .unwrap_or(0),
+        log_index: e.log_index.get()?,
+        log_id: b64(&e.log_id.key_id, "log ID")?,
+        set: e
+            .inclusion_promise
+            .as_ref()
+            .map(|p| b64(&p.signed_entry_timestamp, "signed entry timestamp"))
+            .transpose()?,
+        inclusion,
+    })
+}

@@ -1,0 +1,197 @@
+//! Finding the signatures and attestations of one digest: cosign v2 `.sig`
+//! and `.att` tags, and OCI 1.1 referrers holding Sigstore bundles.
+
+use tagpin_resolver::{Digest, ImageReference};
+
+use crate::bundle::{self, BUNDLE_V03_MEDIA_TYPE};
+use crate::cosign_v2::{self, DSSE_MEDIA_TYPE, Manifest, SIMPLE_SIGNING_MEDIA_TYPE};
+use crate::evidence::{COSIGN_SIGN_PREDICATE, Claims, Found};
+use crate::source::{ArtifactSource, SourceError};
+
+/// Annotation cosign v3 sets on bundle referrers with the statement's predicate type.
+const PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
+
+/// Everything found, plus notes on artifacts that could not be read.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// Signatures and attestations.
+    pub found: Found,
+    /// Artifacts skipped because they were malformed, for failure messages.
+    pub notes: Vec<String>,
+}
+
+fn tag_for(digest: &Digest, suffix: &str) -> String {
+    format!("{}-{}.{suffix}", digest.algorithm().name(), digest.hex())
+}
+
+fn parse_digest(s: &str, origin: &str) -> Result<Digest, String> {
+    s.parse()
+        .map_err(|e| format!("{origin}: layer digest {s:?} is invalid: {e}"))
+}
+
+/// Reads every signature and attestation attached to `digest`. Registry
+/// failures are returned as errors; malformed artifacts become notes.
+pub async fn discover<S: ArtifactSource>(
+    source: &S,
+    image: &ImageReference,
+    digest: &Digest,
+) -> Result<Discovery, SourceError> {
+    let mut out = Discovery::default();
+    v2_tag(source, image, digest, "sig", &mut out).await?;
+    v2_tag(source, image, digest, "att", &mut out).await?;
+    referrers(source, image, digest, &mut out).await?;
+    Ok(out)
+}
+
+async fn v2_tag<S: ArtifactSource>(
+    source: &S,
+    image: &ImageReference,
+    digest: &Digest,
+    suffix: &str,
+    out: &mut Discovery,
+) -> Result<(), SourceError> {
+    let tag = tag_for(digest, suffix);
+    let Some(fetched) = source.manifest(image, &tag).await? else {
+        return Ok(());
+    };
+    let manifest = match Manifest::parse(&fetched.bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            out.notes.push(format!("{tag}: {e}"));
+            return Ok(());
+        }
+    };
+    for (i, layer) in manifest.layers.iter().enumerate() {
+        let origin = format!("{tag} layer {i}");
+        let want = match suffix {
+            "sig" => SIMPLE_SIGNING_MEDIA_TYPE,
+            _ => DSSE_MEDIA_TYPE,
+        };
+        if layer.media_type != want {
+            out.notes.push(format!(
+                "{origin}: media type {:?} ignored",
+                layer.media_type
+            ));
+            continue;
+        }
+        let layer_digest = match parse_digest(&layer.digest, &origin) {
+            Ok(d) => d,
+            Err(e) => {
+                out.notes.push(e);
+                continue;
+            }
+        };
+        let blob = source.blob(image, &layer_digest).await?;
+        let built = if suffix == "sig" {
+            cosign_v2::signature_evidence(origin, layer, blob).map(|e| vec![e])
+        } else {
+            cosign_v2::attestation_evidence(origin, layer, &blob)
+        };
+        match built {
+            Ok(evidence) if suffix == "sig" => out.found.signatures.extend(evidence),
+            Ok(evidence) => out.found.attestations.extend(evidence),
+            Err(e) => out.notes.push(e),
+        }
+    }
+    Ok(())
+}
+
+async fn referrers<S: ArtifactSource>(
+    source: &S,
+    image: &ImageReference,
+    digest: &Digest,
+    out: &mut Discovery,
+) -> Result<(), SourceError> {
+    let Some(index) = source.referrers(image, digest).await? else {
+        return Ok(());
+    };
+    let index = match Manifest::parse(&index) {
+        Ok(m) => m,
+        Err(e) => {
+            out.notes.push(format!("referrers of {digest}: {e}"));
+            return Ok(());
+        }
+    };
+    let mut subject_manifest: Option<Vec<u8>> = None;
+    for desc in &index.manifests {
+        if desc.artifact_type.as_deref() != Some(BUNDLE_V03_MEDIA_TYPE) {
+            continue;
+        }
+        let origin = format!("referrer {}", desc.digest);
+        let Some(fetched) = source.manifest(image, &desc.digest).await? else {
+            out.notes.push(format!("{origin}: listed but not found"));
+            continue;
+        };
+        let manifest = match Manifest::parse(&fetched.bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                out.notes.push(format!("{origin}: {e}"));
+                continue;
+            }
+        };
+        let Some(layer) = manifest
+            .layers
+            .iter()
+            .find(|l| l.media_type == BUNDLE_V03_MEDIA_TYPE)
+        else {
+            out.notes.push(format!("{origin}: no bundle layer"));
+            continue;
+        };
+        let layer_digest = match parse_digest(&layer.digest, &origin) {
+            Ok(d) => d,
+            Err(e) => {
+                out.notes.push(e);
+                continue;
+            }
+        };
+        let blob = source.blob(image, &layer_digest).await?;
+        let parsed = match bundle::parse(&origin, &blob) {
+            Ok(p) => p,
+            Err(e) => {
+                out.notes.push(e);
+                continue;
+            }
+        };
+        let evidence = if parsed.message_digest.is_some() {
+            // A message signature over the image signs the manifest bytes.
+            if subject_manifest.is_none() {
+                subject_manifest = source
+                    .manifest(image, &digest.to_string())
+                    .await?
+                    .map(|m| m.bytes);
+            }
+            let Some(bytes) = &subject_manifest else {
+                out.notes.push(format!(
+                    "{origin}: the signed manifest {digest} is not found"
+                ));
+                continue;
+            };
+            match parsed.with_message(bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    out.notes.push(format!("{origin}: {e}"));
+                    continue;
+                }
+            }
+        } else {
+            parsed.evidence
+        };
+        let annotated = desc
+            .annotations
+            .get(PREDICATE_TYPE_ANNOTATION)
+            .map(String::as_str);
+        for ev in evidence {
+            let is_signature = match &ev.claims {
+                Claims::Statement(s) => s.predicate_type == COSIGN_SIGN_PREDICATE,
+                Claims::ManifestSignature | Claims::ImageSignature(_) => true,
+                Claims::Unreadable(_) => annotated.is_none_or(|p| p == COSIGN_SIGN_PREDICATE),
+            };
+            if is_signature {
+                out.found.signatures.push(ev);
+            } else {
+                out.found.attestations.push(ev);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Public keys (ECDSA P-256/P-384, Ed25519, RSA) and their fingerprints.
+
+use sha2::{Digest as _, Sha256};
+use sigstore::crypto::{CosignVerificationKey, Signature};
+
+/// A parsed public key with the SPKI DER it came from.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    key: CosignVerificationKey,
+    spki_der: Vec<u8>,
+}
+
+/// Why a public key could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(String);
+
+impl PublicKey {
+    /// Parses one PEM `PUBLIC KEY` block (SubjectPublicKeyInfo).
+    pub fn from_pem(pem_text: &str) -> Result<Self, KeyError> {
+        let block = pem::parse(pem_text.trim())
+            .map_err(|e| KeyError(format!("not a PEM public key: {e}")))?;
+        if block.tag() != "PUBLIC KEY" {
+            return Err(KeyError(format!(
+                "PEM block is {:?}, expected \"PUBLIC KEY\" (SubjectPublicKeyInfo)",
+                block.tag()
+            )));
+        }
+        Self::from_spki_der(block.contents())
+    }
+
+    /// Parses a DER SubjectPublicKeyInfo.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        let key = CosignVerificationKey::try_from_der(der).map_err(|e| {
+            KeyError(format!(
+                "unsupported public key (want ECDSA P-256/P-384, Ed25519 or RSA): {e}"
+            ))
+        })?;
+        Ok(Self {
+            key,
+            spki_der: der.to_vec(),
+        })
+    }
+
+    /// `sha256:<hex>` of the SPKI DER, the signer name tagpin reports for keys.
+    pub fn fingerprint(&self) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(&self.spki_der)))
+    }
+
+    /// The DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// True when `signature` is this key's signature over `message`.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key
+            .verify_signature(Signature::Raw(signature), message)
+            .is_ok()
+    }
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.spki_der == other.spki_der
+    }
+}
+
+impl Eq for PublicKey {}

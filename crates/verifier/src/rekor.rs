@@ -1,0 +1,333 @@
+//! Offline transparency-log proofs: Rekor signed entry timestamps (SETs),
+//! Merkle inclusion proofs with signed checkpoints, and the binding of a log
+//! entry to the signature it is supposed to record.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest as _, Sha256};
+
+use crate::trust_root::TrustRoot;
+
+/// An entry of a Rekor log as shipped next to a signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlogEntry {
+    /// The canonicalized entry body, base64 as the log signed it.
+    pub body_b64: String,
+    /// Time the log integrated the entry, Unix seconds.
+    pub integrated_time: i64,
+    /// Index of the entry in the log.
+    pub log_index: i64,
+    /// The log's ID (SHA-256 of its key's SPKI).
+    pub log_id: Vec<u8>,
+    /// The signed entry timestamp (inclusion promise), if shipped.
+    pub set: Option<Vec<u8>>,
+    /// A Merkle inclusion proof, if shipped.
+    pub inclusion: Option<InclusionProof>,
+}
+
+/// A Merkle inclusion proof and the checkpoint that signs its root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// Index of the leaf in the tree the proof is for.
+    pub log_index: u64,
+    /// Size of that tree.
+    pub tree_size: u64,
+    /// Root hash of that tree.
+    pub root_hash: Vec<u8>,
+    /// Sibling hashes, leaf to root.
+    pub hashes: Vec<Vec<u8>>,
+    /// The signed checkpoint (note format).
+    pub checkpoint: String,
+}
+
+/// What a log entry must record to count for a signature.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// The signature bytes.
+    pub signature: &'a [u8],
+    /// The bytes that were signed (payload, or the DSSE payload for envelopes).
+    pub payload: &'a [u8],
+    /// The DER of the certificate or public key that verified the signature.
+    pub verifier_der: &'a [u8],
+}
+
+/// Verifies one log entry offline and returns its trusted integration time.
+pub fn verify_entry(
+    entry: &TlogEntry,
+    root: &TrustRoot,
+    expected: Expected<'_>,
+) -> Result<i64, String> {
+    let key = root.tlog_key(&entry.log_id).ok_or_else(|| {
+        format!(
+            "transparency log {} is not in the trust root",
+            hex::encode(&entry.log_id)
+        )
+    })?;
+    if !key.valid_for.contains(entry.integrated_time) {
+        return Err("transparency log key was not valid at the entry's integration time".into());
+    }
+    let body = STANDARD
+        .decode(&entry.body_b64)
+        .map_err(|e| format!("transparency log entry body is not base64: {e}"))?;
+    match (&entry.set, &entry.inclusion) {
+        (Some(set), _) => {
+            let signed = canonical_set_payload(entry);
+            if !key.key.verifies(signed.as_bytes(), set) {
+                return Err("signed entry timestamp does not verify with the log key".into());
+            }
+        }
+        (None, Some(proof)) => verify_inclusion(&body, proof, &key.key)?,
+        (None, None) => {
+            return Err("transparency log entry has neither a signed entry timestamp nor an inclusion proof".into());
+        }
+    }
+    if let Some(proof) = &entry.inclusion
+        && entry.set.is_some()
+    {
+        verify_inclusion(&body, proof, &key.key)?;
+    }
+    check_body(&body, expected)?;
+    Ok(entry.integrated_time)
+}
+
+/// The JSON the log signs for a SET: keys sorted, no whitespace.
+fn canonical_set_payload(entry: &TlogEntry) -> String {
+    format!(
+        "{{\"body\":{},\"integratedTime\":{},\"logID\":{},\"logIndex\":{}}}",
+        serde_json::Value::String(entry.body_b64.clone()),
+        entry.integrated_time,
+        serde_json::Value::String(hex::encode(&entry.log_id)),
+        entry.log_index
+    )
+}
+
+fn leaf_hash(data: &[u8]) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(data);
+    h.finalize().to_vec()
+}
+
+fn node_hash(l: &[u8], r: &[u8]) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(l);
+    h.update(r);
+    h.finalize().to_vec()
+}
+
+/// RFC 6962 / RFC 9162 inclusion proof verification.
+fn root_from_inclusion(
+    index: u64,
+    size: u64,
+    leaf: Vec<u8>,
+    proof: &[Vec<u8>],
+) -> Result<Vec<u8>, String> {
+    if index >= size {
+        return Err("inclusion proof index is outside the tree".into());
+    }
+    let (mut fn_, mut sn) = (index, size - 1);
+    let mut r = leaf;
+    for p in proof {
+        if sn == 0 {
+            return Err("inclusion proof has too many hashes".into());
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            r = node_hash(p, &r);
+            if fn_ & 1 == 0 {
+                while fn_ & 1 == 0 && fn_ != 0 {
+                    fn_ >>= 1;
+                    sn >>= 1;
+                }
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    if sn != 0 {
+        return Err("inclusion proof has too few hashes".into());
+    }
+    Ok(r)
+}
+
+fn verify_inclusion(
+    body: &[u8],
+    proof: &InclusionProof,
+    key: &crate::keys::PublicKey,
+) -> Result<(), String> {
+    let root = root_from_inclusion(
+        proof.log_index,
+        proof.tree_size,
+        leaf_hash(body),
+        &proof.hashes,
+    )?;
+    if root != proof.root_hash {
+        return Err("inclusion proof does not lead to the stated root hash".into());
+    }
+    let (size, cp_root) = verify_checkpoint(&proof.checkpoint, key)?;
+    if size != proof.tree_size || cp_root != proof.root_hash {
+        return Err("checkpoint does not match the inclusion proof's tree".into());
+    }
+    Ok(())
+}
+
+/// Verifies a signed note checkpoint; returns its tree size and root hash.
+fn verify_checkpoint(note: &str, key: &crate::keys::PublicKey) -> Result<(u64, Vec<u8>), String> {
+    let (text, sigs) = note
+        .split_once("\n\n")
+        .ok_or_else(|| "checkpoint is not a signed note".to_string())?;
+    let text = format!("{text}\n");
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() < 3 {
+        return Err("checkpoint has fewer than three lines".into());
+    }
+    let size: u64 = lines[1]
+        .parse()
+        .map_err(|_| "checkpoint tree size is not a number".to_string())?;
+    let root = STANDARD
+        .decode(lines[2])
+        .map_err(|_| "checkpoint root hash is not base64".to_string())?;
+    let key_hint = &Sha256::digest(key.spki_der())[..4];
+    for line in sigs.lines() {
+        let Some(rest) = line.strip_prefix("\u{2014} ") else {
+            continue;
+        };
+        let Some((_, sig_b64)) = rest.split_once(' ') else {
+            continue;
+        };
+        let Ok(raw) = STANDARD.decode(sig_b64) else {
+            continue;
+        };
+        if raw.len() > 4 && &raw[..4] == key_hint && key.verifies(text.as_bytes(), &raw[4..]) {
+            return Ok((size, root));
+        }
+    }
+    Err("checkpoint is not signed by the transparency log key".into())
+}
+
+fn b64_field(v: &serde_json::Value, path: &[&str]) -> Option<String> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str().map(str::to_owned)
+}
+
+fn pem_or_der_matches(encoded_b64: &str, der: &[u8]) -> bool {
+    let Ok(decoded) = STANDARD.decode(encoded_b64) else {
+        return false;
+    };
+    if decoded == der {
+        return true;
+    }
+    let text = String::from_utf8_lossy(&decoded);
+    pem::parse_many(text.as_bytes())
+        .map(|blocks| blocks.iter().any(|b| b.contents() == der))
+        .unwrap_or(false)
+}
+
+fn sig_matches(encoded: &str, signature: &[u8]) -> bool {
+    match STANDARD.decode(encoded) {
+        Ok(d) if d == signature => true,
+        // Some entry kinds store the signature base64-encoded twice.
+        Ok(d) => STANDARD.decode(&d).is_ok_and(|dd| dd == signature),
+        Err(_) => false,
+    }
+}
+
+/// Checks that the entry body records this signature, signer and payload.
+fn check_body(body: &[u8], exp: Expected<'_>) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("transparency log entry body is not JSON: {e}"))?;
+    let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+    let payload_hash = hex::encode(Sha256::digest(exp.payload));
+    let spec = v.get("spec").cloned().unwrap_or_default();
+    let ok = match kind {
+        "hashedrekord" => {
+            b64_field(&spec, &["signature", "content"])
+                .is_some_and(|s| sig_matches(&s, exp.signature))
+                && b64_field(&spec, &["signature", "publicKey", "content"])
+                    .is_some_and(|k| pem_or_der_matches(&k, exp.verifier_der))
+                && b64_field(&spec, &["data", "hash", "value"]).is_some_and(|h| h == payload_hash)
+        }
+        "dsse" => {
+            let sigs = spec
+                .get("signatures")
+                .and_then(|s| s.as_array())
+                .cloned()
+                .unwrap_or_default();
+            sigs.iter().any(|s| {
+                b64_field(s, &["signature"]).is_some_and(|x| sig_matches(&x, exp.signature))
+                    && b64_field(s, &["verifier"])
+                        .is_some_and(|k| pem_or_der_matches(&k, exp.verifier_der))
+            }) && b64_field(&spec, &["payloadHash", "value"]).is_some_and(|h| h == payload_hash)
+        }
+        "intoto" => {
+            let content = spec.get("content").cloned().unwrap_or_default();
+            let sigs = content
+                .pointer("/envelope/signatures")
+                .and_then(|s| s.as_array())
+                .cloned()
+                .unwrap_or_default();
+            sigs.iter().any(|s| {
+                b64_field(s, &["sig"]).is_some_and(|x| sig_matches(&x, exp.signature))
+                    && b64_field(s, &["publicKey"])
+                        .is_some_and(|k| pem_or_der_matches(&k, exp.verifier_der))
+            }) && b64_field(&content, &["payloadHash", "value"]).is_some_and(|h| h == payload_hash)
+        }
+        other => {
+            return Err(format!(
+                "transparency log entry kind {other:?} is not supported"
+            ));
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "transparency log entry ({kind}) records a different signature, signer or payload"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(leaves: &[&[u8]]) -> Vec<u8> {
+        // Reference RFC 6962 tree hash for small trees.
+        fn mth(l: &[Vec<u8>]) -> Vec<u8> {
+            if l.len() == 1 {
+                return l[0].clone();
+            }
+            let k = l.len().next_power_of_two() / 2;
+            node_hash(&mth(&l[..k]), &mth(&l[k..]))
+        }
+        mth(&leaves.iter().map(|d| leaf_hash(d)).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn inclusion_proof_of_three_leaf_tree() {
+        let leaves: [&[u8]; 3] = [b"a", b"b", b"c"];
+        let root = tree(&leaves);
+        // Leaf 2 ("c") in a tree of 3: sibling is the hash of (a, b).
+        let proof = vec![node_hash(&leaf_hash(b"a"), &leaf_hash(b"b"))];
+        assert_eq!(
+            root_from_inclusion(2, 3, leaf_hash(b"c"), &proof).unwrap(),
+            root
+        );
+        // Leaf 0: siblings are leaf b, then leaf c.
+        let proof = vec![leaf_hash(b"b"), leaf_hash(b"c")];
+        assert_eq!(
+            root_from_inclusion(0, 3, leaf_hash(b"a"), &proof).unwrap(),
+            root
+        );
+        assert_ne!(
+            root_from_inclusion(0, 3, leaf_hash(b"x"), &proof).unwrap(),
+            root
+        );
+        assert!(root_from_inclusion(3, 3, leaf_hash(b"a"), &proof).is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! Offline trust roots: Sigstore `trusted_root.json` files and private CAs.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+
+use crate::keys::PublicKey;
+
+/// A time window in Unix seconds; `None` ends are open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Window {
+    /// First second of validity.
+    pub start: Option<i64>,
+    /// Last second of validity.
+    pub end: Option<i64>,
+}
+
+impl Window {
+    /// True when `at` lies inside the window.
+    pub fn contains(&self, at: i64) -> bool {
+        self.start.is_none_or(|s| at >= s) && self.end.is_none_or(|e| at <= e)
+    }
+}
+
+/// A certificate authority: its chain (leaf-most first, root last) and validity.
+#[derive(Debug, Clone)]
+pub struct CertificateAuthority {
+    /// DER certificates, intermediates first and the root last.
+    pub chain: Vec<Vec<u8>>,
+    /// When the CA may have issued signing certificates.
+    pub valid_for: Window,
+}
+
+/// A transparency-log (Rekor) key.
+#[derive(Debug, Clone)]
+pub struct TlogKey {
+    /// The log ID: SHA-256 of the key's SPKI DER.
+    pub log_id: Vec<u8>,
+    /// The log's signing key.
+    pub key: PublicKey,
+    /// When entries signed by this key are accepted.
+    pub valid_for: Window,
+}
+
+/// Certificate authorities and transparency-log keys trusted together.
+#[derive(Debug, Clone, Default)]
+pub struct TrustRoot {
+    /// Authorities certificates must chain to.
+    pub authorities: Vec<CertificateAuthority>,
+    /// Keys whose signed entry timestamps and checkpoints are trusted.
+    pub tlog_keys: Vec<TlogKey>,
+}
+
+/// Why a trust root could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TrustRootError(pub String);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrustedRootJson {
+    #[serde(default)]
+    tlogs: Vec<TlogJson>,
+    #[serde(default)]
+    certificate_authorities: Vec<CaJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TlogJson {
+    public_key: PublicKeyJson,
+    log_id: LogIdJson,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicKeyJson {
+    raw_bytes: String,
+    #[serde(default)]
+    valid_for: Option<ValidForJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogIdJson {
+    key_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CaJson {
+    cert_chain: CertChainJson,
+    #[serde(default)]
+    valid_for: Option<ValidForJson>,
+}
+
+#[derive(Deserialize)]
+struct CertChainJson {
+    certificates: Vec<RawBytesJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBytesJson {
+    raw_bytes: String,
+}
+
+#[derive(Deserialize)]
+struct ValidForJson {
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    end: Option<String>,
+}
+
+/// Parses an RFC 3339 timestamp into Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Result<i64, TrustRootError> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp())
+        .map_err(|e| TrustRootError(format!("invalid timestamp {s:?}: {e}")))
+}
+
+fn window(v: Option<&ValidForJson>) -> Result<Window, TrustRootError> {
+    let Some(v) = v else {
+        return Ok(Window::default());
+    };
+    Ok(Window {
+        start: v.start.as_deref().map(parse_rfc3339).transpose()?,
+        end: v.end.as_deref().map(parse_rfc3339).transpose()?,
+    })
+}
+
+fn b64(s: &str, what: &str) -> Result<Vec<u8>, TrustRootError> {
+    STANDARD
+        .decode(s)
+        .map_err(|e| TrustRootError(format!("{what} is not valid base64: {e}")))
+}
+
+impl TrustRoot {
+    /// Parses a Sigstore `trusted_root.json` document (no network access).
+    pub fn from_trusted_root_json(bytes: &[u8]) -> Result<Self, TrustRootError> {
+        let doc: TrustedRootJson = serde_json::from_slice(bytes)
+            .map_err(|e| TrustRootError(format!("not a Sigstore trusted_root.json: {e}")))?;
+        let mut root = TrustRoot::default();
+        for ca in &doc.certificate_authorities {
+            let chain = ca
+                .cert_chain
+                .certificates
+                .iter()
+                .map(|c| b64(&c.raw_bytes, "certificate"))
+                .collect::<Result<Vec<_>, _>>()?;
+            if chain.is_empty() {
+                return Err(TrustRootError(
+                    "a certificate authority has an empty certChain".into(),
+                ));
+            }
+            root.authorities.push(CertificateAuthority {
+                chain,
+                valid_for: window(ca.valid_for.as_ref())?,
+            });
+        }
+        for tlog in &doc.tlogs {
+            let der = b64(&tlog.public_key.raw_bytes, "transparency log key")?;
+            let key = PublicKey::from_spki_der(&der)
+                .map_err(|e| TrustRootError(format!("transparency log key: {e}")))?;
+            root.tlog_keys.push(TlogKey {
+                log_id: b64(&tlog.log_id.key_id, "transparency log ID")?,
+                key,
+                valid_for: window(tlog.public_key.valid_for.as_ref())?,
+            });
+        }
+        Ok(root)
+    }
+
+    /// Adds the certificates of a PEM bundle as one private CA, valid forever.
+    pub fn add_ca_pem(&mut self, pem_text: &str) -> Result<(), TrustRootError> {
+        let blocks = pem::parse_many(pem_text)
+            .map_err(|e| TrustRootError(format!("CA bundle is not valid PEM: {e}")))?;
+        let chain: Vec<Vec<u8>> = blocks
+            .into_iter()
+            .filter(|b| b.tag() == "CERTIFICATE")
+            .map(|b| b.into_contents())
+            .collect();
+        if chain.is_empty() {
+            return Err(TrustRootError(
+                "CA bundle contains no CERTIFICATE block".into(),
+            ));
+        }
+        for der in &chain {
+            crate::certificate::parse(der)
+                .map_err(|e| TrustRootError(format!("CA bundle: {e}")))?;
+        }
+        // Each certificate is a trust anchor on its own: a private CA file
+        // usually lists roots, and anchoring an intermediate is the operator's call.
+        for der in chain {
+            self.authorities.push(CertificateAuthority {
+                chain: vec![der],
+                valid_for: Window::default(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds a PEM Rekor public key; its log ID is derived from the key.
+    pub fn add_rekor_key_pem(&mut self, pem_text: &str) -> Result<(), TrustRootError> {
+        let key =
+            PublicKey::from_pem(pem_text).map_err(|e| TrustRootError(format!("Rekor key: {e}")))?;
+        use sha2::Digest as _;
+        let log_id = sha2::Sha256::digest(key.spki_der()).to_vec();
+        self.tlog_keys.push(TlogKey {
+            log_id,
+            key,
+            valid_for: Window::default(),
+        });
+        Ok(())
+    }
+
+    /// The Rekor key with this log ID, if trusted.
+    pub fn tlog_key(&self, log_id: &[u8]) -> Option<&TlogKey> {
+        self.tlog_keys.iter().find(|k| k.log_id == log_id)
+    }
+}

@@ -1,0 +1,57 @@
+//! The result of verifying one image digest.
+
+use serde::{Deserialize, Serialize};
+
+/// What the policy decided for one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    /// A rule matched and every requirement was proven.
+    Verified,
+    /// A rule matched and a requirement was not met.
+    Failed,
+    /// No rule matched; the policy's `noMatch` is `allow`.
+    NoRuleMatchedAllowed,
+    /// No rule matched; the policy's `noMatch` is `warn`.
+    NoRuleMatchedWarn,
+    /// No rule matched; the policy's `noMatch` is `deny`.
+    NoRuleMatchedDenied,
+}
+
+impl Outcome {
+    /// True when the image may be admitted (possibly with a warning).
+    pub fn admits(self) -> bool {
+        matches!(
+            self,
+            Self::Verified | Self::NoRuleMatchedAllowed | Self::NoRuleMatchedWarn
+        )
+    }
+
+    /// Short name used in annotations and CLI output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::Failed => "failed",
+            Self::NoRuleMatchedAllowed => "no-rule-allowed",
+            Self::NoRuleMatchedWarn => "no-rule-warn",
+            Self::NoRuleMatchedDenied => "no-rule-denied",
+        }
+    }
+}
+
+/// The verdict for one image digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    /// The decision.
+    pub outcome: Outcome,
+    /// Name of the rule applied; empty when no rule matched.
+    pub rule: String,
+    /// Signers that satisfied the rule: `sha256:<hex>` key fingerprints or
+    /// `issuer/subject` certificate identities.
+    pub signers: Vec<String>,
+    /// Predicate types of the attestations verified.
+    pub attestations: Vec<String>,
+    /// Why the image failed, or the warning; names image, digest and rule.
+    pub reason: Option<String>,
+}

@@ -1,0 +1,266 @@
+//! The verifier's entry point: one image digest against the policy.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tagpin_resolver::{Digest, ImageReference};
+
+use crate::cache::VerdictCache;
+use crate::cosign_v2::Manifest;
+use crate::discover::{self, Discovery};
+use crate::judge::{self, Target};
+use crate::policy::{CompiledPolicy, NoMatch, Rule};
+use crate::source::{ArtifactSource, SourceError};
+use crate::verdict::{Outcome, Verdict};
+
+/// Why verification could not reach a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The registry failed while signatures were being looked up; this is
+    /// not "unsigned" and must not be treated as such.
+    #[error("cannot verify {image}@{digest}: registry error while fetching signatures: {source}")]
+    Registry {
+        /// The image as written.
+        image: String,
+        /// The digest being verified.
+        digest: Digest,
+        /// The registry failure.
+        source: SourceError,
+    },
+}
+
+/// Verifies digests through an [`ArtifactSource`], caching verdicts.
+#[derive(Debug)]
+pub struct Verifier<S> {
+    source: S,
+    cache: VerdictCache,
+}
+
+impl<S: ArtifactSource> Verifier<S> {
+    /// A verifier reading through `source` with the default cache.
+    pub fn new(source: S) -> Self {
+        Self::with_cache(source, VerdictCache::default())
+    }
+
+    /// A verifier with a custom cache.
+    pub fn with_cache(source: S, cache: VerdictCache) -> Self {
+        Self { source, cache }
+    }
+
+    /// The artifact source.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// Verifies `digest` (the digest that will be pinned) of `image` against
+    /// `policy`. Registry failures are errors, never an "unsigned" verdict.
+    pub async fn verify(
+        &self,
+        policy: &CompiledPolicy,
+        image: &ImageReference,
+        digest: &Digest,
+    ) -> Result<Verdict, VerifyError> {
+        let name = image.name();
+        if let Some(v) = self.cache.get(digest, &name, policy.version()) {
+            return Ok(v);
+        }
+        let verdict = verify_uncached(&self.source, policy, image, digest).await?;
+        self.cache.put(digest, &name, policy.version(), &verdict);
+        Ok(verdict)
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Verifies without the cache; see [`Verifier::verify`].
+pub async fn verify_uncached<S: ArtifactSource>(
+    source: &S,
+    policy: &CompiledPolicy,
+    image: &ImageReference,
+    digest: &Digest,
+) -> Result<Verdict, VerifyError> {
+    let name = image.name();
+    let registry_error = |e: SourceError| VerifyError::Registry {
+        image: image.as_written().to_owned(),
+        digest: digest.clone(),
+        source: e,
+    };
+    let Some(rule) = policy.rule_for(&name) else {
+        let (outcome, reason) = match policy.no_match() {
+            NoMatch::Allow => (Outcome::NoRuleMatchedAllowed, None),
+            NoMatch::Warn => (
+                Outcome::NoRuleMatchedWarn,
+                Some(format!(
+                    "{}@{digest}: no verification rule matches {name}; admitted without verification",
+                    image.as_written()
+                )),
+            ),
+            NoMatch::Deny => (
+                Outcome::NoRuleMatchedDenied,
+                Some(format!(
+                    "{}@{digest}: no verification rule matches {name} and unmatched images are denied",
+                    image.as_written()
+                )),
+            ),
+        };
+        return Ok(Verdict {
+            outcome,
+            rule: String::new(),
+            signers: Vec::new(),
+            attestations: Vec::new(),
+            reason,
+        });
+    };
+    let found = discover::discover(source, image, digest)
+        .await
+        .map_err(registry_error)?;
+    let mut verdict = evaluate(rule, policy, &name, digest, &found);
+    if verdict.outcome == Outcome::Failed
+        && rule.accept_platform_signatures
+        && let Some(platform) = platform_verdict(source, policy, rule, image, digest)
+            .await
+            .map_err(registry_error)?
+    {
+        verdict = platform;
+    }
+    if let Some(reason) = &verdict.reason {
+        verdict.reason = Some(format!(
+            "{}@{digest} (rule {:?}): {reason}",
+            image.as_written(),
+            rule.name()
+        ));
+    }
+    Ok(verdict)
+}
+
+/// Applies a rule to what was found for one digest.
+fn evaluate(
+    rule: &Rule,
+    policy: &CompiledPolicy,
+    name: &str,
+    digest: &Digest,
+    discovery: &Discovery,
+) -> Verdict {
+    let target = Target {
+        name,
+        digest,
+        equivalents: &policy.equivalent_repositories,
+        now: now(),
+    };
+    let mut signers = Vec::new();
+    let mut problems = Vec::new();
+    if let Some(set) = &rule.signatures {
+        match judge::signatures(set, &discovery.found.signatures, &target) {
+            Ok(s) => signers = s,
+            Err(e) => problems.push(format!("signatures: {e}")),
+        }
+    }
+    let mut attestations = Vec::new();
+    for req in &rule.attestations {
+        match judge::attestation(req, &discovery.found.attestations, &target) {
+            Ok(s) => {
+                if !attestations.contains(&req.predicate_type) {
+                    attestations.push(req.predicate_type.clone());
+                }
+                for signer in s {
+                    if !signers.contains(&signer) {
+                        signers.push(signer);
+                    }
+                }
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    if problems.is_empty() {
+        Verdict {
+            outcome: Outcome::Verified,
+            rule: rule.name().to_owned(),
+            signers,
+            attestations,
+            reason: None,
+        }
+    } else {
+        if !discovery.notes.is_empty() {
+            problems.push(format!("skipped artifacts: {}", discovery.notes.join("; ")));
+        }
+        Verdict {
+            outcome: Outcome::Failed,
+            rule: rule.name().to_owned(),
+            signers: Vec::new(),
+            attestations: Vec::new(),
+            reason: Some(problems.join("; ")),
+        }
+    }
+}
+
+const INDEX_MEDIA_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+/// When `digest` is an index, verifies every platform manifest instead; the
+/// result replaces the index verdict only when all platforms verify.
+async fn platform_verdict<S: ArtifactSource>(
+    source: &S,
+    policy: &CompiledPolicy,
+    rule: &Rule,
+    image: &ImageReference,
+    digest: &Digest,
+) -> Result<Option<Verdict>, SourceError> {
+    let Some(fetched) = source.manifest(image, &digest.to_string()).await? else {
+        return Ok(None);
+    };
+    let Ok(index) = Manifest::parse(&fetched.bytes) else {
+        return Ok(None);
+    };
+    let is_index = INDEX_MEDIA_TYPES.contains(&fetched.media_type.as_str())
+        || index
+            .media_type
+            .as_deref()
+            .is_some_and(|m| INDEX_MEDIA_TYPES.contains(&m));
+    if !is_index || index.manifests.is_empty() {
+        return Ok(None);
+    }
+    let name = image.name();
+    let mut signers: Vec<String> = Vec::new();
+    let mut attestations: Vec<String> = Vec::new();
+    for child in &index.manifests {
+        // Build attestations attached as index entries are not platforms.
+        if child
+            .annotations
+            .get("vnd.docker.reference.type")
+            .is_some_and(|t| t == "attestation-manifest")
+        {
+            continue;
+        }
+        let Ok(child_digest) = child.digest.parse::<Digest>() else {
+            return Ok(None);
+        };
+        let found = discover::discover(source, image, &child_digest).await?;
+        let v = evaluate(rule, policy, &name, &child_digest, &found);
+        if v.outcome != Outcome::Verified {
+            return Ok(None);
+        }
+        for s in v.signers {
+            if !signers.contains(&s) {
+                signers.push(s);
+            }
+        }
+        for a in v.attestations {
+            if !attestations.contains(&a) {
+                attestations.push(a);
+            }
+        }
+    }
+    Ok(Some(Verdict {
+        outcome: Outcome::Verified,
+        rule: rule.name().to_owned(),
+        signers,
+        attestations,
+        reason: None,
+    }))
+}
