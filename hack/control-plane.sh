@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Runs a local Kubernetes control plane for tagpin's tests: etcd, kube-apiserver, kube-controller-manager.
+# There is no kubelet and no scheduler: Pods stay Pending, which is all admission tests need.
+# Usage: hack/control-plane.sh start|stop|env
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DIR="$TAGPIN_STATE/control-plane"
+PKI="$DIR/pki"
+ENV_FILE="$TAGPIN_STATE/control-plane.env"
+ETCD_CLIENT=127.0.0.1:23790
+ETCD_PEER=127.0.0.1:23800
+API_PORT=6443
+API="https://127.0.0.1:$API_PORT"
+KCM_PORT=10357
+
+# kubeconfig FILE USER_CERT_PREFIX: writes a kubeconfig with embedded CA and client cert.
+kubeconfig() {
+  local file="$1" cert="$2"
+  cat >"$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: tagpin
+  cluster:
+    server: $API
+    certificate-authority-data: $(base64 -w0 <"$PKI/ca.pem")
+users:
+- name: tagpin
+  user:
+    client-certificate-data: $(base64 -w0 <"$cert.pem")
+    client-key-data: $(base64 -w0 <"$cert-key.pem")
+contexts:
+- name: tagpin
+  context:
+    cluster: tagpin
+    user: tagpin
+current-context: tagpin
+EOF
+  chmod 600 "$file"
+}
+
+make_pki() {
+  pki_ca "$PKI" "tagpin control plane CA"
+  pki_cert "$PKI" "$PKI/apiserver" "/CN=kube-apiserver" serverAuth \
+    "IP:127.0.0.1,IP:::1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  pki_cert "$PKI" "$PKI/admin" "/O=system:masters/CN=tagpin-admin" clientAuth
+  pki_cert "$PKI" "$PKI/controller-manager" "/CN=system:kube-controller-manager" clientAuth
+  if [[ ! -s "$PKI/sa-key.pem" ]]; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/sa-key.pem" 2>/dev/null
+    openssl pkey -in "$PKI/sa-key.pem" -pubout -out "$PKI/sa.pem" 2>/dev/null
+    chmod 600 "$PKI/sa-key.pem"
+  fi
+  kubeconfig "$DIR/kubeconfig" "$PKI/admin"
+  kubeconfig "$DIR/controller-manager.kubeconfig" "$PKI/controller-manager"
+}
+
+ensure_port_free() {
+  port_open 127.0.0.1 "$1" && die "127.0.0.1:$1 is already in use by a process this script did not start"
+  return 0
+}
+
+start_etcd() {
+  pid_alive "$DIR/etcd.pid" etcd && return 0
+  ensure_port_free "${ETCD_CLIENT#*:}"
+  ensure_port_free "${ETCD_PEER#*:}"
+  start_daemon "$DIR/etcd.pid" "$DIR/etcd.log" "$DIR/etcd.log" \
+    /usr/bin/etcd --name tagpin --data-dir "$DIR/etcd-data" \
+    --listen-client-urls "http://$ETCD_CLIENT" --advertise-client-urls "http://$ETCD_CLIENT" \
+    --listen-peer-urls "http://$ETCD_PEER" --initial-advertise-peer-urls "http://$ETCD_PEER" \
+    --initial-cluster "tagpin=http://$ETCD_PEER" --initial-cluster-state new \
+    --logger zap --log-outputs stderr --quota-backend-bytes 1073741824
+  wait_for "etcd on $ETCD_CLIENT" 30 curl -fsS "http://$ETCD_CLIENT/health" ||
+    { tail -n 30 "$DIR/etcd.log" >&2; exit 1; }
+}
+
+start_apiserver() {
+  pid_alive "$DIR/kube-apiserver.pid" kube-apiserver && return 0
+  ensure_port_free "$API_PORT"
+  # The endpoint reconciler would publish 127.0.0.1 as the kubernetes Service endpoint,
+  # which Endpoints validation rejects as loopback; nothing in-cluster needs it here.
+  start_daemon "$DIR/kube-apiserver.pid" "$DIR/kube-apiserver.log" "$DIR/kube-apiserver.log" \
+    "$TAGPIN_K8S_BIN/kube-apiserver" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --etcd-servers="http://$ETCD_CLIENT" \
+    --tls-cert-file="$PKI/apiserver.pem" --tls-private-key-file="$PKI/apiserver-key.pem" \
+    --client-ca-file="$PKI/ca.pem" \
+    --service-account-issuer=https://kubernetes.default.svc \
+    --service-account-key-file="$PKI/sa.pem" \
+    --service-account-signing-key-file="$PKI/sa-key.pem" \
+    --service-cluster-ip-range=10.96.0.0/16 \
+    --authorization-mode=Node,RBAC \
+    --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+    --audit-policy-file="$REPO/hack/audit-policy.yaml" \
+    --audit-log-path="$DIR/audit.log" --audit-log-format=json --audit-log-mode=blocking \
+    --endpoint-reconciler-type=none \
+    --profiling=false \
+    --v=1
+  wait_for "kube-apiserver $API/readyz" 120 \
+    curl -fsS --cacert "$PKI/ca.pem" --cert "$PKI/admin.pem" --key "$PKI/admin-key.pem" "$API/readyz" ||
+    { tail -n 40 "$DIR/kube-apiserver.log" >&2; exit 1; }
+}
+
+start_controller_manager() {
+  pid_alive "$DIR/kube-controller-manager.pid" kube-controller-manager && return 0
+  ensure_port_free "$KCM_PORT"
+  start_daemon "$DIR/kube-controller-manager.pid" "$DIR/kube-controller-manager.log" \
+    "$DIR/kube-controller-manager.log" \
+    "$TAGPIN_K8S_BIN/kube-controller-manager" \
+    --kubeconfig="$DIR/controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$DIR/controller-manager.kubeconfig" \
+    --authorization-kubeconfig="$DIR/controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$KCM_PORT" \
+    --leader-elect=false \
+    --use-service-account-credentials \
+    --root-ca-file="$PKI/ca.pem" \
+    --service-account-private-key-file="$PKI/sa-key.pem" \
+    --cluster-signing-cert-file="$PKI/ca.pem" --cluster-signing-key-file="$PKI/ca-key.pem" \
+    --controllers='*' \
+    --profiling=false \
+    --v=1
+}
+
+start() {
+  [[ -x "$TAGPIN_K8S_BIN/kube-apiserver" ]] || die "kube-apiserver missing: run hack/tools.sh"
+  mkdir -p "$DIR"
+  make_pki
+  start_etcd
+  start_apiserver
+  start_controller_manager
+  cat >"$ENV_FILE" <<EOF
+export KUBECONFIG='$DIR/kubeconfig'
+export TAGPIN_AUDIT_LOG='$DIR/audit.log'
+export TAGPIN_K8S_CA='$PKI/ca.pem'
+export TAGPIN_K8S_API='$API'
+EOF
+  # The ServiceAccount admission plugin rejects Pods until the default ServiceAccount exists.
+  wait_for "the default ServiceAccount (kube-controller-manager)" 120 \
+    "$TAGPIN_K8S_BIN/kubectl" --kubeconfig "$DIR/kubeconfig" -n default get serviceaccount default ||
+    { tail -n 40 "$DIR/kube-controller-manager.log" >&2; exit 1; }
+  log "control plane ready at $API; env in $ENV_FILE"
+}
+
+stop() {
+  stop_daemon "$DIR/kube-controller-manager.pid" kube-controller-manager
+  stop_daemon "$DIR/kube-apiserver.pid" kube-apiserver
+  stop_daemon "$DIR/etcd.pid" etcd
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  env) [[ -s "$ENV_FILE" ]] || die "control plane not started: run $0 start"; cat "$ENV_FILE" ;;
+  *) die "usage: $0 start|stop|env" ;;
+esac
