@@ -1,1 +1,69 @@
-fn main() {}
+//! `tagpin`: the admission webhook that pins every image tag to its digest, and its CLI.
+
+mod admission;
+mod cli;
+mod cluster;
+mod commands;
+mod config;
+mod credentials;
+mod logging;
+mod metrics;
+mod resolving;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    // One crypto provider for every TLS user in the process (server, kube client, registries).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tagpin: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Ref { image } = &cli.command {
+        return Ok(commands::reference::run(image));
+    }
+    if let Command::Certs {
+        out,
+        dns_names,
+        ips,
+        days,
+    } = &cli.command
+    {
+        commands::certs::run(out, dns_names, ips, *days)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    logging::init(cli.log_format, &cli.log_level)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Resolve {
+                config,
+                output,
+                images,
+            } => commands::resolve::run(config.as_deref(), output, &images).await,
+            Command::Serve { config } => {
+                commands::serve::run(config.as_deref()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Review { config, input } => {
+                commands::review::run(config.as_deref(), &input).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Ref { .. } | Command::Certs { .. } => Ok(ExitCode::SUCCESS),
+        }
+    })
+}

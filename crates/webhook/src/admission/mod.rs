@@ -1,0 +1,423 @@
+//! AdmissionReview in, AdmissionReview out: pin every image, record it, apply the namespace's mode.
+
+mod fields;
+mod patch;
+pub mod record;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use json_patch::{Patch, PatchOperation};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::{DynamicObject, Status};
+use serde_json::Value;
+use tagpin_resolver::{Digest, ImageReference};
+use tokio::time::Instant;
+
+use crate::config::{Config, MODE_LABEL, Mode, PinnedKind};
+use crate::credentials::ClusterState;
+use crate::resolving::{ImageResolver, ResolveFailure};
+use fields::{FieldSet, ImageField, image_fields, pull_identity};
+use record::{IMAGES_AUDIT_KEY, ImageRecord, NOT_VERIFIED};
+
+/// How one admission request ended, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Not tagpin's business: other kind, operation, subresource, or mode `off`.
+    Skipped,
+    /// Looked at, nothing to change.
+    Unchanged,
+    /// Admitted with a patch.
+    Patched,
+    /// Admitted in warn mode with at least one image left unpinned.
+    Warned,
+    /// Denied in enforce mode.
+    Denied,
+}
+
+impl Outcome {
+    /// The outcome's metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skipped => "skipped",
+            Self::Unchanged => "unchanged",
+            Self::Patched => "patched",
+            Self::Warned => "warned",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+/// The answer to one admission request.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The response to send.
+    pub response: AdmissionResponse,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The kind of the object, for metrics (`other` for kinds tagpin does not pin).
+    pub kind: &'static str,
+}
+
+/// Why a request body is not an AdmissionReview tagpin can answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// The body is not JSON of an AdmissionReview.
+    #[error("request body is not a valid admission.k8s.io/v1 AdmissionReview: {0}")]
+    Malformed(String),
+    /// The AdmissionReview carries no request.
+    #[error("the AdmissionReview has no request to answer")]
+    NoRequest,
+    /// Another API version.
+    #[error("unsupported AdmissionReview apiVersion {0:?}; tagpin answers admission.k8s.io/v1")]
+    Version(String),
+}
+
+/// Answers admission requests.
+pub struct Admitter {
+    config: Arc<Config>,
+    resolver: Arc<dyn ImageResolver>,
+    cluster: Arc<dyn ClusterState>,
+}
+
+/// What happened to one image field.
+enum FieldResult {
+    /// Not a valid reference.
+    Invalid(String),
+    /// Already carried a digest.
+    Digested(ImageReference),
+    /// Resolved now, to this digest at this time.
+    Resolved(ImageReference, Digest, SystemTime),
+    /// Could not be resolved.
+    Failed(ImageReference, String),
+}
+
+impl Admitter {
+    /// An admitter with its policy, resolver and view of the cluster.
+    pub fn new(
+        config: Arc<Config>,
+        resolver: Arc<dyn ImageResolver>,
+        cluster: Arc<dyn ClusterState>,
+    ) -> Self {
+        Self {
+            config,
+            resolver,
+            cluster,
+        }
+    }
+
+    /// Parses an AdmissionReview body and answers it with the response AdmissionReview.
+    pub async fn review(
+        &self,
+        body: &[u8],
+    ) -> Result<(AdmissionReview<DynamicObject>, Decision), ReviewError> {
+        let review: AdmissionReview<DynamicObject> =
+            serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
+        if review.types.api_version != "admission.k8s.io/v1" {
+            return Err(ReviewError::Version(review.types.api_version));
+        }
+        let request: AdmissionRequest<DynamicObject> =
+            review.try_into().map_err(|_| ReviewError::NoRequest)?;
+        let decision = self.admit(&request).await;
+        Ok((decision.response.clone().into_review(), decision))
+    }
+
+    /// Answers one admission request.
+    pub async fn admit(&self, req: &AdmissionRequest<DynamicObject>) -> Decision {
+        let started = Instant::now();
+        let kind = PinnedKind::from_group_kind(&req.kind.group, &req.kind.kind);
+        let kind_label = kind.map(PinnedKind::as_str).unwrap_or("other");
+        let skip = |why: &str| {
+            tracing::debug!(uid = %req.uid, reason = why, "admitted untouched");
+            Decision {
+                response: AdmissionResponse::from(req),
+                outcome: Outcome::Skipped,
+                kind: kind_label,
+            }
+        };
+        let Some(kind) = kind.filter(|k| self.config.pins(*k)) else {
+            return skip("kind not pinned");
+        };
+        let set = match (&req.operation, kind, req.sub_resource.as_deref()) {
+            (Operation::Create, _, None | Some("")) => FieldSet::All,
+            (Operation::Update, PinnedKind::Pod, Some("ephemeralcontainers")) => {
+                FieldSet::EphemeralOnly
+            }
+            // Pod specs are immutable apart from ephemeral containers and images, and pods
+            // carry what their creation pinned; other pod updates (labels, finalizers) must
+            // never be blocked by a registry outage.
+            (Operation::Update, PinnedKind::Pod, _) => return skip("pod update"),
+            (Operation::Update, _, None | Some("")) => FieldSet::All,
+            (Operation::Delete | Operation::Connect, _, _) => return skip("delete or connect"),
+            _ => return skip("subresource"),
+        };
+        let namespace = req.namespace.clone().unwrap_or_default();
+        let label = self.cluster.namespace_label(&namespace, MODE_LABEL);
+        let mode = self.config.mode_for(&namespace, label.as_deref());
+        if mode.mode == Mode::Off {
+            return skip(mode.source);
+        }
+        let Some(object) = req.object.as_ref() else {
+            return skip("no object");
+        };
+        let object = match serde_json::to_value(object) {
+            Ok(v) => v,
+            Err(e) => {
+                return self.deny(
+                    req,
+                    kind_label,
+                    mode.mode,
+                    format!("cannot read the object: {e}"),
+                    HashMap::new(),
+                );
+            }
+        };
+        if let Some(owner) = self.pinned_controller(kind, &object) {
+            // The owner's template is pinned; changing the child's template would make it
+            // differ from its owner's and the owner's controller would replace it forever.
+            return skip(&format!("controlled by a {owner}"));
+        }
+
+        let deadline = started + self.config.deadline();
+        let fields = image_fields(kind, &object, set);
+        let (secrets, service_account) = pull_identity(kind, &object);
+        let results = self
+            .resolve_fields(&fields, &namespace, &secrets, &service_account, deadline)
+            .await;
+
+        let incoming = patch::incoming_tagpin_annotations(&object);
+        let previous: Vec<ImageRecord> = incoming
+            .iter()
+            .filter(|(k, _)| k == record::IMAGES_ANNOTATION)
+            .filter_map(|(_, v)| v.as_str())
+            .flat_map(record::from_json)
+            .collect();
+        let mut records = Vec::with_capacity(fields.len());
+        let mut ops: Vec<PatchOperation> = Vec::new();
+        let mut problems: Vec<String> = Vec::new();
+        let mut resolved_any = false;
+        for (field, result) in fields.iter().zip(results) {
+            let path = field.pointer.to_string();
+            let mut rec = ImageRecord {
+                path: path.clone(),
+                original: field.written.clone(),
+                image: None,
+                digest: None,
+                resolved_at: None,
+                verdict: NOT_VERIFIED.to_owned(),
+                error: None,
+            };
+            match result {
+                FieldResult::Invalid(error) => {
+                    problems.push(format!("{path}: {error}"));
+                    rec.error = Some(error);
+                }
+                FieldResult::Digested(reference) => {
+                    let digest = reference
+                        .digest()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    rec.image = Some(reference.normalized());
+                    if let Some(prev) = previous
+                        .iter()
+                        .find(|p| ImageRecord::is_earlier_pin_of(p, &path, &field.written, &digest))
+                    {
+                        rec.original = prev.original.clone();
+                        rec.image = prev.image.clone();
+                        rec.resolved_at = prev.resolved_at.clone();
+                    }
+                    rec.digest = Some(digest);
+                }
+                FieldResult::Resolved(reference, digest, resolved_at) => {
+                    let pinned = reference.pinned(&digest);
+                    rec.image = Some(reference.normalized());
+                    rec.digest = Some(digest.to_string());
+                    rec.resolved_at = Some(record::rfc3339(resolved_at));
+                    ops.push(patch::replace_image(field.pointer.clone(), &pinned));
+                    resolved_any = true;
+                }
+                FieldResult::Failed(reference, error) => {
+                    rec.image = Some(reference.normalized());
+                    problems.push(format!("{path}: {error}"));
+                    rec.error = Some(error);
+                }
+            }
+            records.push(rec);
+        }
+
+        let records_json = record::to_json(&records);
+        let mut audit = HashMap::new();
+        if !records.is_empty() {
+            audit.insert(IMAGES_AUDIT_KEY.to_owned(), records_json.clone());
+        }
+        audit.insert("mode".to_owned(), mode.mode.as_str().to_owned());
+
+        if mode.mode == Mode::Enforce && !problems.is_empty() {
+            let message = format!(
+                "tagpin denied this {}: {} image(s) could not be pinned: {}",
+                kind.as_str(),
+                problems.len(),
+                problems.join("; ")
+            );
+            return self.deny(req, kind_label, mode.mode, message, audit);
+        }
+
+        // The ephemeral-containers subresource only accepts changes to ephemeral containers,
+        // so the annotation is written on creation only.
+        if set == FieldSet::All {
+            let write = resolved_any || !problems.is_empty() || !incoming.is_empty();
+            let desired = (write && !records.is_empty()).then_some(records_json.as_str());
+            ops.extend(patch::annotation_ops(&object, desired));
+        }
+
+        let mut response = AdmissionResponse::from(req);
+        response.audit_annotations = audit;
+        let outcome = if !problems.is_empty() {
+            response.warnings = Some(
+                problems
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "tagpin admitted an unpinned image ({} mode): {p}",
+                            mode.mode.as_str()
+                        )
+                    })
+                    .collect(),
+            );
+            Outcome::Warned
+        } else if ops.is_empty() {
+            Outcome::Unchanged
+        } else {
+            Outcome::Patched
+        };
+        if !ops.is_empty() {
+            let audit = response.audit_annotations.clone();
+            response = match response.with_patch(Patch(ops)) {
+                Ok(r) => r,
+                Err(e) => {
+                    return self.deny(
+                        req,
+                        kind_label,
+                        Mode::Enforce,
+                        format!("cannot encode the patch: {e}"),
+                        audit,
+                    );
+                }
+            };
+        }
+        tracing::info!(
+            uid = %req.uid,
+            kind = kind.as_str(),
+            namespace = %namespace,
+            name = %req.name,
+            mode = mode.mode.as_str(),
+            mode_source = mode.source,
+            outcome = outcome.as_str(),
+            dry_run = req.dry_run,
+            images = %records_json,
+            "admitted"
+        );
+        Decision {
+            response,
+            outcome,
+            kind: kind_label,
+        }
+    }
+
+    fn deny(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        kind: &'static str,
+        mode: Mode,
+        message: String,
+        audit: HashMap<String, String>,
+    ) -> Decision {
+        tracing::warn!(uid = %req.uid, kind, mode = mode.as_str(), dry_run = req.dry_run, %message, "denied");
+        let mut response = AdmissionResponse::from(req).deny(&message);
+        response.result = Status::failure(&message, "Forbidden").with_code(403);
+        response.audit_annotations = audit;
+        Decision {
+            response,
+            outcome: Outcome::Denied,
+            kind,
+        }
+    }
+
+    /// The kind of the object's controller, when tagpin pins that kind's template itself.
+    fn pinned_controller(&self, kind: PinnedKind, object: &Value) -> Option<&'static str> {
+        if kind == PinnedKind::Pod {
+            return None;
+        }
+        let owners = object.get("metadata")?.get("ownerReferences")?.as_array()?;
+        owners.iter().find_map(|o| {
+            if o.get("controller").and_then(Value::as_bool) != Some(true) {
+                return None;
+            }
+            let api_version = o.get("apiVersion").and_then(Value::as_str)?;
+            let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+            let owner = PinnedKind::from_group_kind(group, o.get("kind").and_then(Value::as_str)?)?;
+            self.config.pins(owner).then(|| owner.as_str())
+        })
+    }
+
+    /// Resolves each distinct unpinned image once, concurrently, within the deadline.
+    async fn resolve_fields(
+        &self,
+        fields: &[ImageField],
+        namespace: &str,
+        secrets: &[String],
+        service_account: &str,
+        deadline: Instant,
+    ) -> Vec<FieldResult> {
+        let parsed: Vec<Result<ImageReference, String>> = fields
+            .iter()
+            .map(|f| ImageReference::parse(&f.written).map_err(|e| e.to_string()))
+            .collect();
+        let mut pending: BTreeMap<String, &ImageReference> = BTreeMap::new();
+        for reference in parsed.iter().flatten() {
+            if reference.digest().is_none() {
+                pending.entry(reference.normalized()).or_insert(reference);
+            }
+        }
+        let mut outcomes: HashMap<String, Result<(Digest, SystemTime), String>> = HashMap::new();
+        if !pending.is_empty() {
+            let keychain = self.cluster.keychain(namespace, secrets, service_account);
+            let budget = self.config.deadline_seconds;
+            let lookups = pending.into_iter().map(|(key, reference)| {
+                let keychain = &keychain;
+                async move {
+                    let result = tokio::time::timeout_at(
+                        deadline,
+                        self.resolver.resolve(reference, keychain),
+                    )
+                    .await;
+                    let result = match result {
+                        Ok(Ok(resolution)) => Ok((resolution.digest, resolution.resolved_at)),
+                        Ok(Err(ResolveFailure { message, .. })) => Err(message),
+                        Err(_) => Err(format!(
+                            "{}: not resolved within tagpin's {budget}s admission deadline",
+                            reference.as_written()
+                        )),
+                    };
+                    (key, result)
+                }
+            });
+            outcomes.extend(futures::future::join_all(lookups).await);
+        }
+        parsed
+            .into_iter()
+            .map(|p| match p {
+                Err(e) => FieldResult::Invalid(e),
+                Ok(reference) if reference.digest().is_some() => FieldResult::Digested(reference),
+                Ok(reference) => match outcomes.get(&reference.normalized()) {
+                    Some(Ok((digest, at))) => FieldResult::Resolved(reference, digest.clone(), *at),
+                    Some(Err(e)) => FieldResult::Failed(reference, e.clone()),
+                    None => FieldResult::Failed(reference, "not resolved".to_owned()),
+                },
+            })
+            .collect()
+    }
+}

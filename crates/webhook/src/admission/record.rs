@@ -1,0 +1,111 @@
+//! The `tagpin.dev/images` annotation: what tagpin did with each image field.
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every annotation tagpin owns; incoming ones are never trusted.
+pub const ANNOTATION_PREFIX: &str = "tagpin.dev/";
+/// The annotation listing every image field, its original reference and its digest.
+pub const IMAGES_ANNOTATION: &str = "tagpin.dev/images";
+/// The audit annotation key (the API server prefixes it with the webhook's name).
+pub const IMAGES_AUDIT_KEY: &str = "images";
+
+/// Verdict recorded while no verification policy is applied.
+pub const NOT_VERIFIED: &str = "not-verified";
+
+/// One image field as recorded in the annotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageRecord {
+    /// JSON pointer to the field in the object.
+    pub path: String,
+    /// The reference as the user wrote it, before pinning.
+    pub original: String,
+    /// The normalized reference (`registry/repository[:tag][@digest]`), when it parses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The digest the field is pinned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// When tagpin asked the registry (RFC 3339), absent for references that already had a digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    /// The verification verdict of the digest.
+    pub verdict: String,
+    /// Why the field could not be pinned (warn mode admits it unpinned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ImageRecord {
+    /// True when `previous` describes this same field as pinned earlier, so its description
+    /// (original reference, normalized image, resolution time) can be kept.
+    ///
+    /// Only descriptive facts are carried over, and only when they agree with the image
+    /// the field actually holds, so a forged record never changes which digest is recorded.
+    pub fn is_earlier_pin_of(
+        previous: &ImageRecord,
+        path: &str,
+        written: &str,
+        digest: &str,
+    ) -> bool {
+        let consistent_original = tagpin_resolver::ImageReference::parse(&previous.original)
+            .is_ok_and(|r| {
+                r.digest().is_none() && previous.image.as_deref() == Some(r.normalized().as_str())
+            });
+        previous.path == path
+            && previous.error.is_none()
+            && consistent_original
+            && previous.digest.as_deref() == Some(digest)
+            && format!("{}@{}", previous.original, digest) == written
+    }
+}
+
+/// Serializes records as compact JSON.
+pub fn to_json(records: &[ImageRecord]) -> String {
+    // Serializing plain strings cannot fail; fall back to an empty list to stay total.
+    serde_json::to_string(records).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Parses an incoming annotation value; anything unparsable counts as no records.
+pub fn from_json(value: &str) -> Vec<ImageRecord> {
+    serde_json::from_str(value).unwrap_or_default()
+}
+
+/// Current time in RFC 3339 (UTC).
+pub fn rfc3339(time: std::time::SystemTime) -> String {
+    k8s_openapi::jiff::Timestamp::try_from(time)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_camel_case_and_omits_absent_fields() {
+        let r = ImageRecord {
+            path: "/spec/containers/0/image".into(),
+            original: "nginx:1.25".into(),
+            image: Some("docker.io/library/nginx:1.25".into()),
+            digest: Some(format!("sha256:{}", "a".repeat(64))),
+            resolved_at: Some("2026-01-01T00:00:00Z".into()),
+            verdict: NOT_VERIFIED.into(),
+            error: None,
+        };
+        let json = to_json(std::slice::from_ref(&r));
+        assert!(
+            json.contains(r#""resolvedAt":"2026-01-01T00:00:00Z""#),
+            "{json}"
+        );
+        assert!(!json.contains("error"), "{json}");
+        assert_eq!(from_json(&json), vec![r]);
+        assert!(from_json("not json").is_empty());
+    }
+
+    #[test]
+    fn formats_rfc3339_utc() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(86_400);
+        assert_eq!(rfc3339(t), "1970-01-02T00:00:00Z");
+    }
+}

@@ -1,0 +1,680 @@
+//! Admission behaviour with a fake resolver: every kind and field, modes, deadline, annotations.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+use tagpin_resolver::{Digest, ImageReference, Keychain, Resolution, ResolverStats};
+
+use super::*;
+use crate::config::Config;
+use crate::credentials::ClusterState;
+
+fn digest(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+#[derive(Default)]
+struct FakeResolver {
+    answers: HashMap<String, Result<String, &'static str>>,
+    delay: Option<Duration>,
+    calls: AtomicUsize,
+}
+
+impl FakeResolver {
+    fn with(answers: &[(&str, Result<String, &'static str>)]) -> Self {
+        Self {
+            answers: answers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+}
+
+impl ImageResolver for FakeResolver {
+    fn resolve<'a>(
+        &'a self,
+        image: &'a ImageReference,
+        _keychain: &'a Keychain,
+    ) -> BoxFuture<'a, Result<Resolution, ResolveFailure>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if let Some(d) = self.delay {
+                tokio::time::sleep(d).await;
+            }
+            match self.answers.get(&image.normalized()) {
+                Some(Ok(d)) => {
+                    let digest: Digest = d.parse().unwrap();
+                    Ok(Resolution {
+                        image: image.clone(),
+                        pinned: image.pinned(&digest),
+                        digest,
+                        media_type: "application/vnd.oci.image.index.v1+json".into(),
+                        resolved_at: std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+                        cached: false,
+                        source: image.registry().to_owned(),
+                    })
+                }
+                Some(Err(kind)) => Err(ResolveFailure {
+                    kind,
+                    message: format!("{}: registry answered {kind}", image.as_written()),
+                }),
+                None => Err(ResolveFailure {
+                    kind: "not_found",
+                    message: format!(
+                        "{}: not found in registry {}",
+                        image.as_written(),
+                        image.registry()
+                    ),
+                }),
+            }
+        })
+    }
+
+    fn stats(&self) -> Option<ResolverStats> {
+        None
+    }
+}
+
+#[derive(Default)]
+struct FakeCluster {
+    labels: HashMap<String, String>,
+    asked: Mutex<Vec<(String, Vec<String>, String)>>,
+}
+
+impl ClusterState for FakeCluster {
+    fn namespace_label(&self, namespace: &str, _key: &str) -> Option<String> {
+        self.labels.get(namespace).cloned()
+    }
+
+    fn keychain(&self, namespace: &str, secrets: &[String], sa: &str) -> Keychain {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((namespace.to_owned(), secrets.to_vec(), sa.to_owned()));
+        Keychain::anonymous()
+    }
+}
+
+struct Harness {
+    admitter: Admitter,
+    resolver: Arc<FakeResolver>,
+    cluster: Arc<FakeCluster>,
+}
+
+fn harness(config: Config, resolver: FakeResolver) -> Harness {
+    harness_with(config, resolver, FakeCluster::default())
+}
+
+fn harness_with(config: Config, resolver: FakeResolver, cluster: FakeCluster) -> Harness {
+    let resolver = Arc::new(resolver);
+    let cluster = Arc::new(cluster);
+    Harness {
+        admitter: Admitter::new(Arc::new(config), resolver.clone(), cluster.clone()),
+        resolver,
+        cluster,
+    }
+}
+
+fn standard() -> FakeResolver {
+    FakeResolver::with(&[
+        ("docker.io/library/nginx:1.25", Ok(digest('a'))),
+        ("docker.io/library/busybox:latest", Ok(digest('b'))),
+        ("registry.example:5000/team/app:v2", Ok(digest('c'))),
+        ("docker.io/library/redis:7", Err("unreachable")),
+    ])
+}
+
+fn gvk(kind: &str) -> Value {
+    let group = match kind {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => "apps",
+        "Job" | "CronJob" => "batch",
+        _ => "",
+    };
+    json!({"group": group, "version": "v1", "kind": kind})
+}
+
+fn review_body(kind: &str, operation: &str, sub_resource: Option<&str>, object: &Value) -> Vec<u8> {
+    let mut request = json!({
+        "uid": "uid-1",
+        "kind": gvk(kind),
+        "resource": {"group": "", "version": "v1", "resource": "x"},
+        "name": "obj",
+        "namespace": "apps",
+        "operation": operation,
+        "userInfo": {"username": "alice"},
+        "object": object,
+        "oldObject": null,
+        "dryRun": false,
+    });
+    if let Some(s) = sub_resource {
+        request["subResource"] = json!(s);
+    }
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": request,
+    }))
+    .unwrap()
+}
+
+fn object(kind: &str, pod_spec: Value) -> Value {
+    let mut obj =
+        json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": "obj", "namespace": "apps"}});
+    let mut at = &mut obj;
+    for key in PinnedKind::from_group_kind(gvk(kind)["group"].as_str().unwrap(), kind)
+        .unwrap()
+        .pod_spec_path()
+    {
+        at = &mut at[*key];
+    }
+    *at = pod_spec;
+    obj
+}
+
+struct Answer {
+    response: Value,
+    decision: Decision,
+}
+
+impl Answer {
+    fn allowed(&self) -> bool {
+        self.response["allowed"].as_bool().unwrap()
+    }
+
+    fn patched(&self, original: &Value) -> Value {
+        let mut obj = original.clone();
+        if let Some(p) = self.decision.response.patch.as_ref() {
+            let patch: json_patch::Patch = serde_json::from_slice(p).unwrap();
+            json_patch::patch(&mut obj, &patch).unwrap();
+        }
+        obj
+    }
+
+    fn records(&self, original: &Value) -> Vec<ImageRecord> {
+        let obj = self.patched(original);
+        record::from_json(
+            obj["metadata"]["annotations"]["tagpin.dev/images"]
+                .as_str()
+                .unwrap(),
+        )
+    }
+}
+
+async fn run(h: &Harness, body: &[u8]) -> Answer {
+    let (review, decision) = h.admitter.review(body).await.unwrap();
+    let response = serde_json::to_value(&review).unwrap()["response"].clone();
+    Answer { response, decision }
+}
+
+async fn create(h: &Harness, kind: &str, obj: &Value) -> Answer {
+    run(h, &review_body(kind, "CREATE", None, obj)).await
+}
+
+#[tokio::test]
+async fn pins_every_field_of_a_pod_keeping_what_was_written() {
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({
+            "containers": [{"name": "a", "image": "nginx:1.25"}, {"name": "b", "image": "docker.io/library/nginx:1.25"}],
+            "initContainers": [{"name": "i", "image": "busybox"}],
+            "ephemeralContainers": [{"name": "e", "image": "registry.example:5000/team/app:v2"}],
+            "volumes": [{"name": "v", "image": {"reference": "nginx:1.25"}}],
+        }),
+    );
+    let a = create(&h, "Pod", &pod).await;
+    assert!(a.allowed());
+    assert_eq!(a.response["patchType"], "JSONPatch");
+    assert_eq!(a.decision.outcome, Outcome::Patched);
+    let out = a.patched(&pod);
+    let spec = &out["spec"];
+    assert_eq!(
+        spec["containers"][0]["image"],
+        format!("nginx:1.25@{}", digest('a'))
+    );
+    assert_eq!(
+        spec["containers"][1]["image"],
+        format!("docker.io/library/nginx:1.25@{}", digest('a'))
+    );
+    assert_eq!(
+        spec["initContainers"][0]["image"],
+        format!("busybox@{}", digest('b'))
+    );
+    assert_eq!(
+        spec["ephemeralContainers"][0]["image"],
+        format!("registry.example:5000/team/app:v2@{}", digest('c'))
+    );
+    assert_eq!(
+        spec["volumes"][0]["image"]["reference"],
+        format!("nginx:1.25@{}", digest('a'))
+    );
+    // One registry lookup per distinct image.
+    assert_eq!(h.resolver.calls.load(Ordering::SeqCst), 3);
+
+    let records = a.records(&pod);
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[0].path, "/spec/containers/0/image");
+    assert_eq!(records[0].original, "nginx:1.25");
+    assert_eq!(
+        records[0].image.as_deref(),
+        Some("docker.io/library/nginx:1.25")
+    );
+    assert_eq!(records[0].digest.as_deref(), Some(digest('a').as_str()));
+    assert_eq!(
+        records[0].resolved_at.as_deref(),
+        Some("2027-01-15T08:00:00Z")
+    );
+    assert_eq!(records[0].verdict, "not-verified");
+    assert_eq!(records[4].path, "/spec/volumes/0/image/reference");
+    let audit = &a.response["auditAnnotations"];
+    assert_eq!(
+        record::from_json(audit["images"].as_str().unwrap()),
+        records
+    );
+    assert_eq!(audit["mode"], "enforce");
+}
+
+#[tokio::test]
+async fn pins_every_workload_kind() {
+    for kind in PinnedKind::ALL {
+        let h = harness(Config::default(), standard());
+        let obj = object(
+            kind.as_str(),
+            json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+        );
+        let a = create(&h, kind.as_str(), &obj).await;
+        assert!(a.allowed(), "{kind:?}");
+        let out = a.patched(&obj);
+        let mut at = &out;
+        for key in kind.pod_spec_path() {
+            at = &at[*key];
+        }
+        assert_eq!(
+            at["containers"][0]["image"],
+            format!("nginx:1.25@{}", digest('a')),
+            "{kind:?}"
+        );
+        let expected_path = format!("/{}/containers/0/image", kind.pod_spec_path().join("/"));
+        assert_eq!(a.records(&obj)[0].path, expected_path);
+    }
+}
+
+#[tokio::test]
+async fn workload_update_is_pinned_too() {
+    let h = harness(Config::default(), standard());
+    let obj = object(
+        "Deployment",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    let a = run(&h, &review_body("Deployment", "UPDATE", None, &obj)).await;
+    assert_eq!(a.decision.outcome, Outcome::Patched);
+}
+
+#[tokio::test]
+async fn tag_and_digest_and_digest_only_are_left_as_written_without_a_patch() {
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({"containers": [
+            {"name": "a", "image": format!("nginx:1.25@{}", digest('d'))},
+            {"name": "b", "image": format!("redis@{}", digest('e'))},
+        ]}),
+    );
+    let a = create(&h, "Pod", &pod).await;
+    assert!(a.allowed());
+    assert!(a.response.get("patch").is_none(), "{}", a.response);
+    assert_eq!(a.decision.outcome, Outcome::Unchanged);
+    assert_eq!(h.resolver.calls.load(Ordering::SeqCst), 0);
+    let audit = record::from_json(a.response["auditAnnotations"]["images"].as_str().unwrap());
+    assert_eq!(audit[0].digest.as_deref(), Some(digest('d').as_str()));
+    assert_eq!(
+        audit[1].image.as_deref(),
+        Some(format!("docker.io/library/redis@{}", digest('e')).as_str())
+    );
+    assert!(audit[0].resolved_at.is_none());
+}
+
+#[tokio::test]
+async fn second_invocation_changes_nothing() {
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}, {"name": "b", "image": format!("redis@{}", digest('e'))}]}),
+    );
+    let first = create(&h, "Pod", &pod).await;
+    let pinned = first.patched(&pod);
+    let second = create(&h, "Pod", &pinned).await;
+    assert!(second.allowed());
+    assert!(
+        second.response.get("patch").is_none(),
+        "{}",
+        second.response
+    );
+    assert_eq!(second.decision.outcome, Outcome::Unchanged);
+}
+
+#[tokio::test]
+async fn forged_annotation_is_replaced() {
+    let h = harness(Config::default(), standard());
+    let mut pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": format!("nginx:1.25@{}", digest('a'))}]}),
+    );
+    pod["metadata"]["annotations"] = json!({
+        "tagpin.dev/images": format!(r#"[{{"path":"/spec/containers/0/image","original":"nginx:1.25","digest":"{}","verdict":"verified"}}]"#, digest('f')),
+        "tagpin.dev/signer": "me",
+        "keep": "yes",
+    });
+    let a = create(&h, "Pod", &pod).await;
+    let out = a.patched(&pod);
+    let annotations = out["metadata"]["annotations"].as_object().unwrap();
+    assert_eq!(annotations["keep"], "yes");
+    assert!(!annotations.contains_key("tagpin.dev/signer"));
+    let records = a.records(&pod);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].digest.as_deref(), Some(digest('a').as_str()));
+    assert_eq!(records[0].verdict, "not-verified");
+    assert_eq!(records[0].original, format!("nginx:1.25@{}", digest('a')));
+}
+
+#[tokio::test]
+async fn invalid_reference_is_denied_with_the_reason() {
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "Nginx:1.25"}]}),
+    );
+    let a = create(&h, "Pod", &pod).await;
+    assert!(!a.allowed());
+    assert_eq!(a.response["status"]["code"], 403);
+    let msg = a.response["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("/spec/containers/0/image"), "{msg}");
+    assert!(msg.contains("Nginx:1.25"), "{msg}");
+    assert!(msg.contains("invalid image reference"), "{msg}");
+    assert!(a.response.get("patch").is_none());
+}
+
+#[tokio::test]
+async fn resolver_error_denied_in_enforce() {
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}, {"name": "b", "image": "redis:7"}]}),
+    );
+    let a = create(&h, "Pod", &pod).await;
+    assert!(!a.allowed());
+    assert_eq!(a.decision.outcome, Outcome::Denied);
+    let msg = a.response["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("redis:7") && msg.contains("unreachable"),
+        "{msg}"
+    );
+    assert!(!msg.contains("nginx"), "{msg}");
+    let audit = record::from_json(a.response["auditAnnotations"]["images"].as_str().unwrap());
+    assert!(audit[1].error.as_deref().unwrap().contains("unreachable"));
+}
+
+#[tokio::test]
+async fn resolver_error_warned_in_warn_mode() {
+    let config = Config {
+        default_mode: Mode::Warn,
+        ..Config::default()
+    };
+    let h = harness(config, standard());
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}, {"name": "b", "image": "redis:7"}]}),
+    );
+    let a = create(&h, "Pod", &pod).await;
+    assert!(a.allowed());
+    assert_eq!(a.decision.outcome, Outcome::Warned);
+    let warnings = a.response["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].as_str().unwrap().contains("redis:7"));
+    let out = a.patched(&pod);
+    assert_eq!(
+        out["spec"]["containers"][0]["image"],
+        format!("nginx:1.25@{}", digest('a'))
+    );
+    assert_eq!(out["spec"]["containers"][1]["image"], "redis:7");
+    let records = a.records(&pod);
+    assert!(records[1].error.as_deref().unwrap().contains("unreachable"));
+    assert!(records[1].digest.is_none());
+}
+
+#[tokio::test]
+async fn namespace_label_sets_the_mode_and_config_wins_over_it() {
+    let cluster = FakeCluster {
+        labels: HashMap::from([("apps".to_owned(), "warn".to_owned())]),
+        ..FakeCluster::default()
+    };
+    let h = harness_with(Config::default(), standard(), cluster);
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "b", "image": "redis:7"}]}),
+    );
+    assert!(create(&h, "Pod", &pod).await.allowed());
+
+    let mut config = Config::default();
+    config.namespaces.insert("apps".into(), Mode::Enforce);
+    let cluster = FakeCluster {
+        labels: HashMap::from([("apps".to_owned(), "off".to_owned())]),
+        ..FakeCluster::default()
+    };
+    let h = harness_with(config, standard(), cluster);
+    assert!(!create(&h, "Pod", &pod).await.allowed());
+}
+
+#[tokio::test]
+async fn off_mode_and_excluded_namespaces_are_untouched() {
+    let mut config = Config::default();
+    config.namespaces.insert("apps".into(), Mode::Off);
+    let h = harness(config, standard());
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "b", "image": "redis:7"}]}),
+    );
+    let a = create(&h, "Pod", &pod).await;
+    assert!(a.allowed());
+    assert_eq!(a.decision.outcome, Outcome::Skipped);
+    assert!(a.response.get("patch").is_none());
+    assert_eq!(h.resolver.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn delete_connect_and_unpinned_kinds_are_untouched() {
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "b", "image": "redis:7"}]}),
+    );
+    for op in ["DELETE", "CONNECT"] {
+        let a = run(&h, &review_body("Pod", op, None, &pod)).await;
+        assert!(a.allowed(), "{op}");
+        assert_eq!(a.decision.outcome, Outcome::Skipped);
+    }
+    let config = Config {
+        kinds: vec![PinnedKind::Pod],
+        ..Config::default()
+    };
+    let h = harness(config, standard());
+    let dep = object(
+        "Deployment",
+        json!({"containers": [{"name": "b", "image": "redis:7"}]}),
+    );
+    let a = create(&h, "Deployment", &dep).await;
+    assert!(a.allowed());
+    assert_eq!(a.decision.outcome, Outcome::Skipped);
+}
+
+#[tokio::test]
+async fn ephemeral_container_update_pins_only_ephemeral_containers() {
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({
+            "containers": [{"name": "a", "image": "redis:7"}],
+            "ephemeralContainers": [{"name": "debug", "image": "busybox"}],
+        }),
+    );
+    let a = run(
+        &h,
+        &review_body("Pod", "UPDATE", Some("ephemeralcontainers"), &pod),
+    )
+    .await;
+    assert!(a.allowed(), "{}", a.response);
+    let out = a.patched(&pod);
+    assert_eq!(
+        out["spec"]["ephemeralContainers"][0]["image"],
+        format!("busybox@{}", digest('b'))
+    );
+    assert_eq!(out["spec"]["containers"][0]["image"], "redis:7");
+    // Plain pod updates (labels, finalizers) are never blocked.
+    let a = run(&h, &review_body("Pod", "UPDATE", None, &pod)).await;
+    assert_eq!(a.decision.outcome, Outcome::Skipped);
+    let a = run(&h, &review_body("Pod", "UPDATE", Some("status"), &pod)).await;
+    assert_eq!(a.decision.outcome, Outcome::Skipped);
+}
+
+#[tokio::test]
+async fn replica_set_of_a_pinned_deployment_is_untouched() {
+    let h = harness(Config::default(), standard());
+    let mut rs = object(
+        "ReplicaSet",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    rs["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "u", "controller": true}]);
+    let a = create(&h, "ReplicaSet", &rs).await;
+    assert_eq!(a.decision.outcome, Outcome::Skipped);
+    // A pod owned by that ReplicaSet is still pinned.
+    let mut pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r", "uid": "u", "controller": true}]);
+    assert_eq!(
+        create(&h, "Pod", &pod).await.decision.outcome,
+        Outcome::Patched
+    );
+}
+
+#[tokio::test]
+async fn deadline_denies_in_enforce_and_warns_in_warn() {
+    let slow = || FakeResolver {
+        delay: Some(Duration::from_secs(5)),
+        ..standard()
+    };
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    let config = Config {
+        deadline_seconds: 0.2,
+        ..Config::default()
+    };
+    let h = harness(config.clone(), slow());
+    let started = std::time::Instant::now();
+    let a = create(&h, "Pod", &pod).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(!a.allowed());
+    let msg = a.response["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("deadline") && msg.contains("nginx:1.25"),
+        "{msg}"
+    );
+
+    let h = harness(
+        Config {
+            default_mode: Mode::Warn,
+            ..config
+        },
+        slow(),
+    );
+    let a = create(&h, "Pod", &pod).await;
+    assert!(a.allowed());
+    assert!(
+        a.response["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("deadline")
+    );
+}
+
+#[tokio::test]
+async fn credentials_come_from_the_pod_namespace_secrets_and_service_account() {
+    let h = harness(Config::default(), standard());
+    let dep = object(
+        "Deployment",
+        json!({"imagePullSecrets": [{"name": "regcred"}], "serviceAccountName": "builder", "containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    create(&h, "Deployment", &dep).await;
+    let asked = h.cluster.asked.lock().unwrap().clone();
+    assert_eq!(
+        asked,
+        vec![(
+            "apps".to_owned(),
+            vec!["regcred".to_owned()],
+            "builder".to_owned()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn dry_run_gets_the_same_answer() {
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    let mut body: Value =
+        serde_json::from_slice(&review_body("Pod", "CREATE", None, &pod)).unwrap();
+    let wet = run(&h, &serde_json::to_vec(&body).unwrap()).await;
+    body["request"]["dryRun"] = json!(true);
+    let dry = run(&h, &serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(wet.response, dry.response);
+}
+
+#[tokio::test]
+async fn malformed_reviews_are_errors() {
+    let h = harness(Config::default(), standard());
+    assert!(matches!(
+        h.admitter.review(b"{").await,
+        Err(ReviewError::Malformed(_))
+    ));
+    assert!(matches!(
+        h.admitter
+            .review(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#)
+            .await,
+        Err(ReviewError::NoRequest)
+    ));
+    assert!(matches!(
+        h.admitter
+            .review(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview"}"#)
+            .await,
+        Err(ReviewError::Version(_))
+    ));
+}
+
+#[tokio::test]
+async fn response_echoes_uid_and_version() {
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    let (review, _) = h
+        .admitter
+        .review(&review_body("Pod", "CREATE", None, &pod))
+        .await
+        .unwrap();
+    let v = serde_json::to_value(&review).unwrap();
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(v["kind"], "AdmissionReview");
+    assert_eq!(v["response"]["uid"], "uid-1");
+}

@@ -1,0 +1,116 @@
+//! Command-line interface of the `tagpin` binary.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Pins every container image of Kubernetes workloads to its registry digest.
+#[derive(Debug, Parser)]
+#[command(name = "tagpin", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TAGPIN_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing env-filter syntax, e.g. `info` or `tagpin=debug`).
+    #[arg(long, global = true, default_value = "info", env = "TAGPIN_LOG")]
+    pub log_level: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Output format of `tagpin resolve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One pinned reference per line.
+    Text,
+    /// One JSON object per image with the input, normalized reference and digest.
+    Json,
+}
+
+/// tagpin's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the normalized form of an image reference (registry/repository[:tag][@digest]).
+    #[command(name = "ref")]
+    Ref {
+        /// The image reference, e.g. `nginx:1.25`.
+        image: String,
+    },
+
+    /// Resolve image tags to digests and print the pinned references.
+    Resolve {
+        /// tagpin config file (its `resolver:` section is used).
+        #[arg(long, short, value_name = "FILE", env = "TAGPIN_CONFIG")]
+        config: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+        /// Images to resolve; output keeps this order.
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+
+    /// Run the admission webhook over HTTPS.
+    Serve {
+        /// tagpin config file; without it the embedded default applies.
+        #[arg(long, short, value_name = "FILE", env = "TAGPIN_CONFIG")]
+        config: Option<PathBuf>,
+    },
+
+    /// Answer one AdmissionReview from a file or stdin, exactly as the server would.
+    Review {
+        /// tagpin config file; without it the embedded default applies.
+        #[arg(long, short, value_name = "FILE", env = "TAGPIN_CONFIG")]
+        config: Option<PathBuf>,
+        /// The AdmissionReview request (`-` for stdin).
+        #[arg(value_name = "FILE", default_value = "-")]
+        input: PathBuf,
+    },
+
+    /// Create a self-signed CA and a serving certificate for bootstrapping the webhook.
+    Certs {
+        /// Directory to write ca.crt, tls.crt and tls.key into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// DNS names of the serving certificate (repeatable).
+        #[arg(long = "dns-name", value_name = "NAME", default_values_t = default_dns_names())]
+        dns_names: Vec<String>,
+        /// IP addresses of the serving certificate (repeatable).
+        #[arg(long = "ip", value_name = "IP")]
+        ips: Vec<IpAddr>,
+        /// Validity of the certificates, in days.
+        #[arg(long, value_name = "DAYS", default_value_t = 365)]
+        days: u32,
+    },
+}
+
+fn default_dns_names() -> Vec<String> {
+    vec![
+        "tagpin.tagpin-system.svc".to_owned(),
+        "tagpin.tagpin-system.svc.cluster.local".to_owned(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

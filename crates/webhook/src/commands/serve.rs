@@ -1,0 +1,111 @@
+//! `tagpin serve`: the admission webhook.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tagpin_resolver::Resolver;
+
+use crate::admission::Admitter;
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::credentials::{ClusterState, Offline};
+use crate::metrics::Metrics;
+use crate::resolving::ImageResolver;
+use crate::server::routes::AppState;
+use crate::server::tls::{ReloadingTls, TlsFiles};
+
+/// Serves until SIGTERM or SIGINT, then drains.
+pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
+    let config = Arc::new(Config::load(config_path)?);
+    let docker = super::docker_config(&config)?;
+    let resolver: Arc<dyn ImageResolver> =
+        Arc::new(Resolver::new(config.resolver.clone()).context("cannot set up the resolver")?);
+    let tls = ReloadingTls::load(TlsFiles {
+        cert: config.server.cert_file.clone(),
+        key: config.server.key_file.clone(),
+        client_ca: config.server.client_ca_file.clone(),
+    })
+    .context("cannot load the serving certificate")?;
+    tls.clone().watch(Duration::from_secs_f64(
+        config.server.reload_interval_seconds,
+    ));
+
+    let (cluster, cluster_ready): (Arc<dyn ClusterState>, Option<Arc<Cluster>>) =
+        match kube::Client::try_default().await {
+            Ok(client) => {
+                let cluster = Cluster::start(client, docker);
+                (cluster.clone(), Some(cluster))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "no Kubernetes API configuration found: namespace labels and pull secrets are unavailable, using the config file only"
+                );
+                (Arc::new(Offline::new(docker)), None)
+            }
+        };
+
+    let state = Arc::new(AppState {
+        admitter: Admitter::new(config.clone(), resolver.clone(), cluster),
+        metrics: Metrics::new(resolver),
+        ready: AtomicBool::new(false),
+        max_body_bytes: config.server.max_body_bytes,
+    });
+    match cluster_ready {
+        Some(cluster) => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                cluster.ready().await;
+                state.ready.store(true, Ordering::SeqCst);
+                tracing::info!("namespace and pull-secret caches loaded; ready");
+            });
+        }
+        None => state.ready.store(true, Ordering::SeqCst),
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.server.address)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.address))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "serving admission reviews on https://{address}/mutate");
+    // Tests and scripts read the bound address (port 0 picks a free one) from stdout.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {address}")?;
+    stdout.flush()?;
+    drop(stdout);
+
+    let grace = Duration::from_secs_f64(config.server.shutdown_grace_seconds);
+    crate::server::run(listener, tls, state, shutdown_signal(), grace).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received SIGINT"),
+        () = term => tracing::info!("received SIGTERM"),
+    }
+}

@@ -1,0 +1,160 @@
+//! Prometheus metrics of the webhook, encoded in the text exposition format.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::resolving::ImageResolver;
+
+/// Labels of the admission request counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    kind: String,
+    outcome: String,
+}
+
+/// Labels of the rejected HTTP request counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RejectLabels {
+    reason: String,
+}
+
+/// Every metric tagpin exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    rejected: Family<RejectLabels, Counter>,
+    latency: Histogram,
+    in_flight: Gauge,
+}
+
+/// Decrements the in-flight gauge when the request ends, however it ends.
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Metrics {
+    /// Registers every metric; resolver counters are read from `resolver` at each scrape.
+    pub fn new(resolver: Arc<dyn ImageResolver>) -> Self {
+        let mut registry = Registry::with_prefix("tagpin");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "admission_requests",
+            "Admission requests answered, by object kind and outcome",
+            requests.clone(),
+        );
+        let rejected = Family::<RejectLabels, Counter>::default();
+        registry.register(
+            "http_rejected_requests",
+            "HTTP requests rejected before admission (too large, malformed)",
+            rejected.clone(),
+        );
+        let latency = Histogram::new(exponential_buckets(0.005, 2.0, 12));
+        registry.register(
+            "admission_duration_seconds",
+            "Time to answer one admission request",
+            latency.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "admission_in_flight",
+            "Admission requests being answered",
+            in_flight.clone(),
+        );
+        registry.register_collector(Box::new(ResolverCollector(resolver)));
+        Self {
+            registry,
+            requests,
+            rejected,
+            latency,
+            in_flight,
+        }
+    }
+
+    /// Counts one request as in flight until the guard drops.
+    pub fn start(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
+    /// Records an answered admission request.
+    pub fn observe(&self, kind: &str, outcome: &str, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                kind: kind.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a request rejected before admission.
+    pub fn reject(&self, reason: &str) {
+        self.rejected
+            .get_or_create(&RejectLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Reads the resolver's monotonic counters at scrape time.
+struct ResolverCollector(Arc<dyn ImageResolver>);
+
+impl std::fmt::Debug for ResolverCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResolverCollector")
+    }
+}
+
+impl Collector for ResolverCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(stats) = self.0.stats() else {
+            return Ok(());
+        };
+        let hits = ConstCounter::new(stats.cache_hits);
+        hits.encode(encoder.encode_descriptor(
+            "resolver_cache_hits",
+            "Tag lookups answered from the resolver's cache",
+            None,
+            hits.metric_type(),
+        )?)?;
+        let misses = ConstCounter::new(stats.cache_misses);
+        misses.encode(encoder.encode_descriptor(
+            "resolver_cache_misses",
+            "Tag lookups that asked a registry",
+            None,
+            misses.metric_type(),
+        )?)?;
+        let mut family = encoder.encode_descriptor(
+            "registry_requests",
+            "Requests sent to registries, by result",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (result, count) in &stats.registry_requests {
+            let labels = [("result", *result)];
+            ConstCounter::new(*count).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}

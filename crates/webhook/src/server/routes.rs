@@ -1,0 +1,138 @@
+//! HTTP routes: `/mutate`, `/healthz`, `/readyz`, `/metrics`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::admission::Admitter;
+use crate::metrics::Metrics;
+
+/// Everything the routes share.
+pub struct AppState {
+    /// Answers admission reviews.
+    pub admitter: Admitter,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// True once config and credential caches are loaded, false again while draining.
+    pub ready: AtomicBool,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+/// Routes one request; never fails, every problem becomes an HTTP status.
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let response = match (req.method(), req.uri().path()) {
+        (&Method::POST, "/mutate") => mutate(&state, req).await,
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if state.ready.load(Ordering::SeqCst) {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: namespace and pull-secret caches are still loading, or the server is shutting down\n",
+                )
+            }
+        }
+        (&Method::GET, "/metrics") => match state.metrics.encode() {
+            Ok(body) => Response::builder()
+                .status(StatusCode::OK)
+                .header(
+                    header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+                .body(Full::new(Bytes::from(body)))
+                .unwrap_or_else(|_| plain_500()),
+            Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n"),
+        },
+        (_, "/mutate" | "/healthz" | "/readyz" | "/metrics") => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: POST /mutate, GET /healthz, /readyz, /metrics\n",
+        ),
+        (_, path) => text(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no route {path}: tagpin serves POST /mutate, GET /healthz, /readyz, /metrics\n"
+            ),
+        ),
+    };
+    Ok(response)
+}
+
+async fn mutate(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let limit = state.max_body_bytes;
+    let too_large = || {
+        state.metrics.reject("too_large");
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body exceeds the limit of {limit} bytes (server.maxBodyBytes)\n"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return too_large();
+    }
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(e) => {
+            state.metrics.reject("read_error");
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the request body: {e}\n"),
+            );
+        }
+    };
+    let _in_flight = state.metrics.start();
+    let started = Instant::now();
+    match state.admitter.review(&body).await {
+        Ok((review, decision)) => {
+            state
+                .metrics
+                .observe(decision.kind, decision.outcome.as_str(), started.elapsed());
+            match serde_json::to_vec(&review) {
+                Ok(json) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(json)))
+                    .unwrap_or_else(|_| plain_500()),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("cannot encode the AdmissionReview response: {e}\n"),
+                ),
+            }
+        }
+        Err(e) => {
+            state.metrics.reject("malformed");
+            tracing::warn!(error = %e, "rejected a malformed admission request");
+            text(StatusCode::BAD_REQUEST, &format!("{e}\n"))
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap_or_else(|_| plain_500())
+}
+
+fn plain_500() -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(b"internal error\n")));
+    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    r
+}
