@@ -3,6 +3,8 @@
 #   hack/manifests.sh check                     render every overlay; server-side dry-run of the base
 #   hack/manifests.sh local-webhook CA_PEM [URL] apply manifests/overlays/local-url with CA_PEM as caBundle
 #   hack/manifests.sh local-webhook-delete       remove the webhook configuration again
+#   hack/manifests.sh sa-kubeconfig [FILE]       kubeconfig for ServiceAccount tagpin-system/tagpin
+#                                                (only the ClusterRole's rights); prints its path
 # Needs KUBECONFIG (hack/control-plane.sh env) for everything but rendering.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -35,10 +37,35 @@ local_webhook() {
   log "applied manifests/overlays/local-url (webhook -> $url)"
 }
 
+# Lets a locally running tagpin talk to the API server with exactly the rights the
+# manifests grant, so missing RBAC shows up in tests rather than in a cluster.
+sa_kubeconfig() {
+  local file="${1:-$TAGPIN_STATE/control-plane/tagpin-sa.kubeconfig}" token server ca
+  "$KUBECTL" apply -f "$M/base/namespace.yaml" -f "$M/base/serviceaccount.yaml" \
+    -f "$M/base/rbac.yaml" >/dev/null
+  token="$("$KUBECTL" create token tagpin -n tagpin-system --duration=24h)"
+  server="$("$KUBECTL" config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
+  ca="$("$KUBECTL" config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
+  mkdir -p "$(dirname "$file")"
+  (
+    umask 077
+    printf '%s\n' \
+      "apiVersion: v1" "kind: Config" \
+      "clusters:" "- name: tagpin" "  cluster:" "    server: $server" \
+      "    certificate-authority-data: $ca" \
+      "users:" "- name: tagpin" "  user:" "    token: $token" \
+      "contexts:" "- name: tagpin" "  context:" "    cluster: tagpin" "    user: tagpin" \
+      "    namespace: tagpin-system" \
+      "current-context: tagpin" >"$file"
+  )
+  echo "$file"
+}
+
 case "${1:-}" in
   check) check ;;
   local-webhook) shift; local_webhook "$@" ;;
+  sa-kubeconfig) shift; sa_kubeconfig "$@" ;;
   local-webhook-delete)
     "$KUBECTL" delete mutatingwebhookconfiguration tagpin --ignore-not-found >/dev/null ;;
-  *) die "usage: $0 check|local-webhook CA_PEM [URL]|local-webhook-delete" ;;
+  *) die "usage: $0 check|local-webhook CA_PEM [URL]|local-webhook-delete|sa-kubeconfig [FILE]" ;;
 esac

@@ -55,7 +55,7 @@ build_k8s() {
   have_k8s && return 0
   log "building Kubernetes $K8S_VERSION (kube-apiserver, kube-controller-manager, kubectl); this takes a while once"
   mkdir -p "$TAGPIN_K8S_BIN"
-  (cd "$REPO/hack/k8s" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$TAGPIN_K8S_BIN/" \
+  (cd "$REPO/hack/k8s" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags='-s -w' -o "$TAGPIN_K8S_BIN/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kubectl)
