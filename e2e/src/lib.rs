@@ -1,1 +1,12 @@
-//! e2e support
+//! Support for tagpin's end-to-end tests: the local registries and control plane that
+//! `hack/test.sh` starts, and a small client that pushes test images.
+
+// Test support: a failed setup step is a failed test, so panicking with context is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod env;
+pub mod logs;
+pub mod registry;
+
+pub use env::TestEnv;
+pub use registry::{Platform, PushedImage, TestRegistry};

@@ -62,6 +62,8 @@ pub struct RegistryClient {
     credential: Option<Credential>,
     tokens: Mutex<HashMap<String, Token>>,
     auth_mode: AtomicU8,
+    /// What `/v2/` asked for, learnt once so later requests authenticate up front.
+    challenge: tokio::sync::OnceCell<Option<Challenge>>,
     stats: Arc<Stats>,
 }
 
@@ -82,6 +84,7 @@ impl RegistryClient {
             credential,
             tokens: Mutex::new(HashMap::new()),
             auth_mode: AtomicU8::new(AUTH_UNKNOWN),
+            challenge: tokio::sync::OnceCell::new(),
             stats,
         }
     }
@@ -102,6 +105,8 @@ impl RegistryClient {
         let scope = format!("repository:{}:pull", ctx.repository);
         let mut backoff = FIRST_BACKOFF;
         let mut authenticated_once = false;
+        self.learn_challenge(ctx).await?;
+        self.authenticate_up_front(&scope, ctx).await?;
         loop {
             let url = self.url(path, ctx)?;
             let mut req = self
@@ -192,6 +197,69 @@ impl RegistryClient {
                     cause,
                 }
             }
+        }
+    }
+
+    /// Asks `/v2/` once which authentication the registry wants, so a lookup costs one
+    /// manifest request instead of an unauthenticated one plus a retry.
+    async fn learn_challenge(&self, ctx: &RequestContext<'_>) -> Result<(), ResolveError> {
+        self.challenge
+            .get_or_try_init(|| async {
+                loop {
+                    let url = self.url("", ctx)?;
+                    let req = self.endpoint.http.get(url).timeout(self.remaining(ctx)?);
+                    match req.send().await {
+                        Ok(res) if res.status() == StatusCode::UNAUTHORIZED => {
+                            return Ok(res
+                                .headers()
+                                .get_all(header::WWW_AUTHENTICATE)
+                                .iter()
+                                .filter_map(|v| v.to_str().ok())
+                                .find_map(challenge::parse));
+                        }
+                        Ok(_) => return Ok(None),
+                        Err(e) => {
+                            let err = self.transport_error(&e, ctx);
+                            if !self.endpoint.fall_back_to_http(&e) {
+                                return Err(err);
+                            }
+                        }
+                    }
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn authenticate_up_front(
+        &self,
+        scope: &str,
+        ctx: &RequestContext<'_>,
+    ) -> Result<(), ResolveError> {
+        match self.challenge.get().cloned().flatten() {
+            Some(Challenge::Basic) => {
+                if matches!(self.credential, Some(Credential::Basic { .. })) {
+                    self.auth_mode.store(AUTH_BASIC, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            Some(Challenge::Bearer { realm, service, .. })
+                if self.cached_token(scope).is_none() =>
+            {
+                let token = self
+                    .fetch_token(&realm, service.as_deref(), scope, ctx)
+                    .await?;
+                self.store_token(scope, token);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn store_token(&self, scope: &str, token: Token) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.retain(|_, t| t.expires > Instant::now());
+            tokens.insert(scope.to_owned(), token);
         }
     }
 

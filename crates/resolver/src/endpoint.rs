@@ -122,14 +122,13 @@ fn sources<'a>(
     let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         out.push(err);
-        // io::Error hides its inner error from source(); look inside explicitly.
-        if let Some(inner) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            out.push(inner);
-        }
-        cur = err.source();
+        // io::Error's source() skips its own inner error; step into it explicitly.
+        cur = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     out
 }
