@@ -1,6 +1,8 @@
 //! Tag-to-digest resolution against the real local registries (TLS + htpasswd, and a
 //! plain-HTTP mirror) that `hack/registry.sh` starts.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
