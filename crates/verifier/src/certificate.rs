@@ -15,7 +15,13 @@ const FULCIO_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
 const FULCIO_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
 /// Subject alternative name.
 const SUBJECT_ALT_NAME: &str = "2.5.29.17";
-/// id-kp-codeSigning (1.3.6.1.5.5.7.3.3), DER-encoded value.
+/// Extended key usage.
+const EXTENDED_KEY_USAGE: &str = "2.5.29.37";
+/// id-kp-codeSigning in dotted form.
+const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
+/// id-kp-codeSigning (1.3.6.1.5.5.7.3.3), DER-encoded value. CA certificates
+/// commonly carry no extended key usage, so the chain only rejects CAs that
+/// restrict it to something else; the leaf's own usage is checked separately.
 const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 
 /// The parts of a signing certificate tagpin checks.
@@ -29,6 +35,8 @@ pub struct SigningCertificate {
     pub issuer: Option<String>,
     /// SAN email addresses and URIs.
     pub subjects: Vec<String>,
+    /// Whether the extended key usage allows code signing.
+    pub code_signing: bool,
     /// notBefore, Unix seconds.
     pub not_before: i64,
     /// notAfter, Unix seconds.
@@ -53,6 +61,7 @@ pub fn signing_certificate(der: &[u8]) -> Result<SigningCertificate, String> {
     let mut issuer_v1 = None;
     let mut issuer_v2 = None;
     let mut subjects = Vec::new();
+    let mut code_signing = false;
     for ext in tbs.extensions().into_iter().flatten() {
         let value = ext.extn_value.as_bytes();
         match ext.extn_id.to_string().as_str() {
@@ -74,6 +83,11 @@ pub fn signing_certificate(der: &[u8]) -> Result<SigningCertificate, String> {
                     }
                 }
             }
+            EXTENDED_KEY_USAGE => {
+                let usages = Vec::<x509_cert::der::asn1::ObjectIdentifier>::from_der(value)
+                    .map_err(|e| format!("extended key usage is malformed: {e}"))?;
+                code_signing = usages.iter().any(|u| u.to_string() == CODE_SIGNING);
+            }
             _ => {}
         }
     }
@@ -83,6 +97,7 @@ pub fn signing_certificate(der: &[u8]) -> Result<SigningCertificate, String> {
         public_key,
         issuer: issuer_v2.or(issuer_v1),
         subjects,
+        code_signing,
         not_before: unix(validity.not_before.to_unix_duration()),
         not_after: unix(validity.not_after.to_unix_duration()),
     })
@@ -134,7 +149,7 @@ pub fn verify_chain(
             &[anchor],
             &intermediates,
             time,
-            webpki::KeyUsage::required(EKU_CODE_SIGNING),
+            webpki::KeyUsage::required_if_present(EKU_CODE_SIGNING),
             None,
             None,
         ) {

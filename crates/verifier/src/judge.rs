@@ -202,6 +202,12 @@ fn judge(
             },
             Some(cert),
         ) => {
+            if !cert.code_signing {
+                return Err(miss(
+                    5,
+                    format!("{}: certificate is not for code signing", ev.origin),
+                ));
+            }
             let at = signed_at.unwrap_or(t.now);
             if at < cert.not_before || at > cert.not_after {
                 return Err(miss(

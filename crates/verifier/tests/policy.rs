@@ -1,0 +1,136 @@
+//! Policies are validated at load time with messages naming the problem.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::*;
+
+fn err(yaml: &str) -> String {
+    match try_policy(yaml) {
+        Ok(_) => panic!("policy accepted:\n{yaml}"),
+        Err(e) => e,
+    }
+}
+
+const BASE: &str = r#"
+noMatch: deny
+trustRoots:
+  test:
+    trustedRoot: "$FIXTURES/trusted_root.json"
+rules:
+  - name: r
+    images: ["**"]
+    signatures:
+      anyOf:
+        - AUTHORITY
+"#;
+
+fn with(authority: &str) -> String {
+    BASE.replace("AUTHORITY", authority)
+}
+
+#[test]
+fn valid_policies_compile() {
+    policy(&with(
+        "key: {file: \"$FIXTURES/cosign.pub\"}\n          tlog: waived",
+    ));
+    policy(&with(
+        "key: {file: \"$FIXTURES/cosign.pub\"}\n          trustRoot: test",
+    ));
+    policy(&with(
+        "keyless: {roots: test, issuer: https://i, subjectRegExp: \"https://github\\\\.com/.*\"}",
+    ));
+}
+
+#[test]
+fn no_match_is_required() {
+    assert!(err("rules: []").contains("noMatch"));
+}
+
+#[test]
+fn invalid_regex_is_rejected() {
+    let e = err(&with(
+        "keyless: {roots: test, issuer: https://i, subjectRegExp: \"(\"}",
+    ));
+    assert!(e.contains("subjectRegExp") && e.contains("invalid"), "{e}");
+}
+
+#[test]
+fn issuer_and_subject_are_both_required() {
+    let e = err(&with("keyless: {roots: test, subject: s}"));
+    assert!(e.contains("issuer"), "{e}");
+}
+
+#[test]
+fn bad_pem_key_is_rejected() {
+    let e = err(&with("key: {pem: \"not a key\"}\n          tlog: waived"));
+    assert!(e.contains("not a PEM public key"), "{e}");
+    let e = err(&with(
+        "key: {file: \"$FIXTURES/ca-root.pem\"}\n          tlog: waived",
+    ));
+    assert!(
+        e.contains("expected \\\"PUBLIC KEY\\\"") || e.contains("PUBLIC KEY"),
+        "{e}"
+    );
+    let e = err(&with(
+        "key: {file: \"/nonexistent/key.pub\"}\n          tlog: waived",
+    ));
+    assert!(e.contains("cannot read public key file"), "{e}");
+}
+
+#[test]
+fn invalid_cel_is_rejected() {
+    let yaml = r#"
+noMatch: deny
+rules:
+  - name: r
+    images: ["**"]
+    attestations:
+      - predicateType: https://slsa.dev/provenance/v1
+        conditions: ["predicate.builder.id =="]
+        signedBy:
+          anyOf:
+            - key: {file: "$FIXTURES/cosign.pub"}
+              tlog: waived
+"#;
+    let e = err(yaml);
+    assert!(e.contains("invalid CEL condition"), "{e}");
+    let e = err(&yaml.replace("predicate.builder.id ==", "image == 'x'"));
+    assert!(e.contains("only `predicate`"), "{e}");
+}
+
+#[test]
+fn tlog_required_without_log_keys_is_rejected() {
+    let e = err(&with("key: {file: \"$FIXTURES/cosign.pub\"}"));
+    assert!(e.contains("tlog: waived"), "{e}");
+}
+
+#[test]
+fn threshold_and_combinations_are_checked() {
+    let yaml = r#"
+noMatch: deny
+rules:
+  - name: r
+    images: ["**"]
+    signatures:
+      threshold:
+        count: 3
+        of:
+          - key: {file: "$FIXTURES/cosign.pub"}
+            tlog: waived
+"#;
+    assert!(err(yaml).contains("threshold count 3"));
+    let both = yaml.replace("      threshold:", "      anyOf: []\n      threshold:");
+    assert!(err(&both).contains("exactly one of anyOf, allOf or threshold"));
+}
+
+#[test]
+fn unknown_trust_root_and_fields_are_rejected() {
+    let e = err(&with("keyless: {roots: nope, issuer: i, subject: s}"));
+    assert!(e.contains("\"nope\" is not defined"), "{e}");
+    let e = err(&with(
+        "key: {file: \"$FIXTURES/cosign.pub\"}\n          tlg: waived",
+    ));
+    assert!(e.contains("unknown field"), "{e}");
+}

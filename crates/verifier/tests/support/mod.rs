@@ -1,0 +1,254 @@
+//! An in-memory registry implementing `ArtifactSource`, and fixture helpers.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use tagpin_resolver::{Digest, ImageReference};
+use tagpin_verifier::{ArtifactSource, CompiledPolicy, Fetched, Policy, SourceError};
+
+/// Registry contents keyed by tag or digest; one repository is enough here.
+#[derive(Default)]
+pub struct MemoryRegistry {
+    manifests: Mutex<HashMap<String, Fetched>>,
+    blobs: Mutex<HashMap<String, Vec<u8>>>,
+    referrers: Mutex<HashMap<String, Vec<u8>>>,
+    /// When set, every call fails with this cause.
+    pub fail: Mutex<Option<String>>,
+}
+
+impl MemoryRegistry {
+    fn check(&self) -> Result<(), SourceError> {
+        match &*self.fail.lock().unwrap() {
+            Some(cause) => Err(SourceError {
+                registry: "127.0.0.1:5443".into(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Stores a blob and returns its digest.
+    pub fn put_blob(&self, bytes: &[u8]) -> Digest {
+        let d = Digest::sha256(bytes);
+        self.blobs
+            .lock()
+            .unwrap()
+            .insert(d.to_string(), bytes.to_vec());
+        d
+    }
+
+    /// Stores a manifest under its digest and optionally a tag.
+    pub fn put_manifest(&self, tag: Option<&str>, media_type: &str, bytes: &[u8]) -> Digest {
+        let d = Digest::sha256(bytes);
+        let f = Fetched {
+            media_type: media_type.into(),
+            digest: d.clone(),
+            bytes: bytes.to_vec(),
+        };
+        let mut m = self.manifests.lock().unwrap();
+        m.insert(d.to_string(), f.clone());
+        if let Some(t) = tag {
+            m.insert(t.to_owned(), f);
+        }
+        d
+    }
+
+    /// Removes a tag.
+    pub fn delete_tag(&self, tag: &str) {
+        self.manifests.lock().unwrap().remove(tag);
+    }
+
+    /// Stores a layer blob and returns its descriptor.
+    pub fn layer(&self, media_type: &str, bytes: &[u8], annotations: Value) -> Value {
+        let d = self.put_blob(bytes);
+        json!({"mediaType": media_type, "digest": d.to_string(), "size": bytes.len(), "annotations": annotations})
+    }
+
+    /// Writes a cosign v2 tag (`sha256-<hex>.sig` / `.att`) with these layers.
+    pub fn put_v2_tag(&self, subject: &Digest, suffix: &str, layers: Vec<Value>) {
+        let config = self.put_blob(b"{}");
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
+            "layers": layers,
+        });
+        let tag = format!("sha256-{}.{suffix}", subject.hex());
+        self.put_manifest(
+            Some(&tag),
+            "application/vnd.oci.image.manifest.v1+json",
+            &serde_json::to_vec(&manifest).unwrap(),
+        );
+    }
+
+    /// Attaches Sigstore bundles to `subject` as OCI 1.1 referrers.
+    pub fn put_bundle_referrers(&self, subject: &Digest, bundles: &[Vec<u8>]) {
+        let mut entries = Vec::new();
+        for b in bundles {
+            let layer = self.layer(BUNDLE_TYPE, b, json!({}));
+            let manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": BUNDLE_TYPE,
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
+                "layers": [layer],
+                "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject.to_string(), "size": 1},
+            });
+            let bytes = serde_json::to_vec(&manifest).unwrap();
+            let d = self.put_manifest(None, "application/vnd.oci.image.manifest.v1+json", &bytes);
+            entries.push(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d.to_string(), "size": bytes.len(), "artifactType": BUNDLE_TYPE}));
+        }
+        let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries});
+        self.referrers
+            .lock()
+            .unwrap()
+            .insert(subject.to_string(), serde_json::to_vec(&index).unwrap());
+    }
+}
+
+/// Media type of Sigstore bundle v0.3.
+pub const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+impl ArtifactSource for MemoryRegistry {
+    fn manifest(
+        &self,
+        _image: &ImageReference,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<Fetched>, SourceError>> + Send {
+        let r = self
+            .check()
+            .map(|_| self.manifests.lock().unwrap().get(reference).cloned());
+        async move { r }
+    }
+
+    fn blob(
+        &self,
+        _image: &ImageReference,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Vec<u8>, SourceError>> + Send {
+        let r = self.check().and_then(|_| {
+            self.blobs
+                .lock()
+                .unwrap()
+                .get(&digest.to_string())
+                .cloned()
+                .ok_or_else(|| SourceError {
+                    registry: "127.0.0.1:5443".into(),
+                    cause: format!("blob {digest} not found"),
+                })
+        });
+        async move { r }
+    }
+
+    fn referrers(
+        &self,
+        _image: &ImageReference,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, SourceError>> + Send {
+        let r = self.check().map(|_| {
+            self.referrers
+                .lock()
+                .unwrap()
+                .get(&digest.to_string())
+                .cloned()
+        });
+        async move { r }
+    }
+}
+
+/// Path of a fixture file.
+pub fn fixture_path(name: &str) -> String {
+    let mut p = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    p.push("tests/fixtures");
+    p.push(name);
+    p.to_string_lossy().into_owned()
+}
+
+/// Contents of a fixture file.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap()
+}
+
+/// Contents of a fixture file as text.
+pub fn fixture_text(name: &str) -> String {
+    String::from_utf8(fixture(name)).unwrap()
+}
+
+/// The fixtures made by the Go generator.
+pub fn generated() -> Value {
+    serde_json::from_slice(&fixture("generated.json")).unwrap()
+}
+
+/// The digest of the stand-in image manifest the fixtures sign.
+pub fn d1() -> Digest {
+    Digest::sha256(&fixture("manifest.json"))
+}
+
+/// The digest of the other stand-in manifest.
+pub fn d2() -> Digest {
+    Digest::sha256(&fixture("manifest-other.json"))
+}
+
+/// The image the fixtures name.
+pub fn image() -> ImageReference {
+    ImageReference::parse("127.0.0.1:5443/team/app:v1").unwrap()
+}
+
+/// Parses and compiles a YAML policy, with `$FIXTURES` replaced by the fixture directory.
+pub fn policy(yaml: &str) -> CompiledPolicy {
+    try_policy(yaml).unwrap()
+}
+
+/// Parses and compiles a YAML policy, returning the error text on failure.
+pub fn try_policy(yaml: &str) -> Result<CompiledPolicy, String> {
+    let yaml = yaml.replace("$FIXTURES", &fixture_path(""));
+    let p: Policy = serde_norway::from_str(&yaml).map_err(|e| e.to_string())?;
+    p.compile().map_err(|e| e.to_string())
+}
+
+/// A `.sig` layer for a payload file and its base64 signature.
+pub fn sig_layer(reg: &MemoryRegistry, payload: &[u8], sig_b64: &str, extra: Value) -> Value {
+    let mut annotations = json!({"dev.cosignproject.cosign/signature": sig_b64.trim()});
+    if let (Some(a), Some(e)) = (annotations.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            a.insert(k.clone(), v.clone());
+        }
+    }
+    reg.layer(
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+        payload,
+        annotations,
+    )
+}
+
+/// A `.att` layer holding a DSSE envelope.
+pub fn att_layer(reg: &MemoryRegistry, envelope: &[u8]) -> Value {
+    reg.layer(
+        "application/vnd.dsse.envelope.v1+json",
+        envelope,
+        json!({"dev.cosignproject.cosign/signature": ""}),
+    )
+}
+
+/// A Sigstore v0.3 bundle around a DSSE envelope file, keyed (public key hint).
+pub fn dsse_bundle(envelope: &[u8]) -> Vec<u8> {
+    let env: Value = serde_json::from_slice(envelope).unwrap();
+    serde_json::to_vec(&json!({
+        "mediaType": BUNDLE_TYPE,
+        "verificationMaterial": {"publicKey": {"hint": "cosign.pub"}, "tlogEntries": []},
+        "dsseEnvelope": env,
+    }))
+    .unwrap()
+}
+
+/// Base64 encoding.
+pub fn b64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
