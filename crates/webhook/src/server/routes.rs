@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
@@ -82,13 +82,10 @@ async fn mutate(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return too_large();
-    }
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(e) => {
+    let body = match read_body(req.into_body(), limit, declared).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Read(e)) => {
             state.metrics.reject("read_error");
             return text(
                 StatusCode::BAD_REQUEST,
@@ -121,6 +118,48 @@ async fn mutate(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes
             text(StatusCode::BAD_REQUEST, &format!("{e}\n"))
         }
     }
+}
+
+enum BodyError {
+    TooLarge,
+    Read(hyper::Error),
+}
+
+/// Reads at most `limit` bytes. An oversized body is read to its end (up to a hard cap) and
+/// discarded, so HTTP/2 clients receive the 413 instead of a reset stream.
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Bytes, BodyError> {
+    let discard_cap = limit.saturating_mul(4).max(16 * 1024 * 1024) as u64;
+    if declared.is_some_and(|len| len > discard_cap) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut buf = Vec::new();
+    let mut total: u64 = 0;
+    let mut too_large = declared.is_some_and(|len| len > limit as u64);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len() as u64;
+        if total > discard_cap {
+            return Err(BodyError::TooLarge);
+        }
+        if total > limit as u64 {
+            too_large = true;
+            buf = Vec::new();
+        }
+        if !too_large {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if too_large {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {

@@ -1,0 +1,216 @@
+//! `tagpin serve` over real TLS: routes, HTTP/2, body limits, certificate rotation, drain.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::{DIGEST, Server, ca_of, client_for, make_certs, pod, review};
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn serves_health_readiness_and_metrics_over_http1_and_http2() {
+    let server = Server::start("");
+    let h2 = server.client().build().unwrap();
+    let r = h2.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    let h1 = server.client().http1_only().build().unwrap();
+    let r = h1.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+
+    let body = review("Pod", "", "CREATE", pod(&[&format!("nginx:1.25@{DIGEST}")]));
+    let r = h2
+        .post(server.url("/mutate"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["response"]["uid"], "e2e-uid");
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(answer["response"].get("patch").is_none());
+
+    let metrics = h1
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"tagpin_admission_requests_total{kind="Pod",outcome="unchanged"} 1"#),
+        "{metrics}"
+    );
+    for name in [
+        "tagpin_admission_duration_seconds_bucket",
+        "tagpin_admission_in_flight",
+        "tagpin_resolver_cache_hits_total",
+        "tagpin_resolver_cache_misses_total",
+        "tagpin_registry_requests_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from {metrics}");
+    }
+    let log = server.log();
+    assert!(log.contains(r#""uid":"e2e-uid""#), "{log}");
+}
+
+#[tokio::test]
+async fn denies_an_invalid_reference_with_the_reason() {
+    let server = Server::start("");
+    let client = server.client().build().unwrap();
+    let body = review("Pod", "", "CREATE", pod(&["Nginx:1.25"]));
+    let r = client
+        .post(server.url("/mutate"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["response"]["allowed"], false);
+    assert_eq!(answer["response"]["status"]["code"], 403);
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Nginx:1.25") && message.contains("lowercase"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn rejects_malformed_and_oversized_bodies_and_keeps_serving() {
+    let server = Server::start("  maxBodyBytes: 65536\n");
+    for client in [
+        server.client().build().unwrap(),
+        server.client().http1_only().build().unwrap(),
+    ] {
+        let r = client
+            .post(server.url("/mutate"))
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("not a valid admission.k8s.io/v1 AdmissionReview")
+        );
+
+        let r = client
+            .post(server.url("/mutate"))
+            .body(vec![b' '; 200_000])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(r.text().await.unwrap().contains("65536"));
+
+        let r = client.get(server.url("/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = client.get(server.url("/nope")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = client.get(server.url("/mutate")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+}
+
+#[tokio::test]
+async fn rotated_certificate_is_served_without_failing_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    make_certs(&first);
+    make_certs(&second);
+    let tls = dir.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    for f in ["ca.crt", "tls.crt", "tls.key"] {
+        std::fs::copy(first.join(f), tls.join(f)).unwrap();
+    }
+    let server = Server::start_in(dir, "");
+    let trusting_both = client_for(server.addr, [ca_of(&first), ca_of(&second)])
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let trusting_second = client_for(server.addr, [ca_of(&second)])
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    assert!(
+        trusting_second
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+
+    // Key first, then certificate: for a moment the files do not match, and the server
+    // must keep serving the previous pair.
+    for f in ["tls.key", "tls.crt"] {
+        let tmp = tls.join(format!(".{f}.new"));
+        std::fs::copy(second.join(f), &tmp).unwrap();
+        std::fs::rename(&tmp, tls.join(f)).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut requests = 0;
+    loop {
+        let r = trusting_both.get(server.url("/healthz")).send().await;
+        assert_eq!(
+            r.unwrap().status(),
+            StatusCode::OK,
+            "request {requests} failed during rotation"
+        );
+        requests += 1;
+        if trusting_second
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rotated certificate not served after {requests} requests"
+        );
+    }
+    assert!(server.log().contains("reloaded the serving certificate"));
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests() {
+    // A registry that accepts connections and never answers keeps the request in flight
+    // until tagpin's own deadline.
+    let blackhole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = blackhole.local_addr().unwrap().port();
+    let mut server = Server::start("deadlineSeconds: 2\n");
+    let client = server.client().build().unwrap();
+    let body = review(
+        "Pod",
+        "",
+        "CREATE",
+        pod(&[&format!("127.0.0.1:{port}/stuck:1")]),
+    );
+    let url = server.url("/mutate");
+    let pending = tokio::spawn(async move { client.post(url).json(&body).send().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.terminate();
+    let r = pending.await.unwrap().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["response"]["allowed"], false);
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("stuck:1"), "{message}");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("tagpin serve did not exit");
+    assert!(status.success(), "{status:?}");
+    drop(blackhole);
+}
