@@ -54,23 +54,33 @@ build_k8s() {
   wait_other_build "go build .*-o $TAGPIN_K8S_BIN"
   have_k8s && return 0
   log "building Kubernetes $K8S_VERSION (kube-apiserver, kube-controller-manager, kubectl); this takes a while once"
-  mkdir -p "$TAGPIN_K8S_BIN"
-  (cd "$REPO/hack/k8s" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags='-s -w' -o "$TAGPIN_K8S_BIN/" \
+  local v="${K8S_VERSION#v}" pkg=k8s.io/component-base/version tmp="$TAGPIN_K8S_BIN.partial"
+  local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=${v%%.*}"
+  v="${v#*.}"
+  ldflags+=" -X $pkg.gitMinor=${v%%.*} -X $pkg.gitTreeState=clean"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  # Build beside the final directory and move it into place, so an interrupted build
+  # never leaves binaries that look complete.
+  (cd "$REPO/hack/k8s" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags="$ldflags" -o "$tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kubectl)
+  rm -rf "$TAGPIN_K8S_BIN" && mv "$tmp" "$TAGPIN_K8S_BIN"
 }
 
 # install_cosign MODULE_MAJOR VERSION TARGET
 install_cosign() {
-  local major="$1" version="$2" target="$3"
+  local major="$1" version="$2" target="$3" tmp
   [[ -x "$target" ]] && return 0
   wait_other_build "cosign/$major/cmd/cosign@$version"
   [[ -x "$target" ]] && return 0
   log "building cosign $version"
-  mkdir -p "$(dirname "$target")"
-  (cd /tmp && CGO_ENABLED=0 GOBIN="$(dirname "$target")" go install -trimpath -ldflags='-s -w' \
+  tmp="$(dirname "$target").partial"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  (cd /tmp && CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags='-s -w' \
     "github.com/sigstore/cosign/$major/cmd/cosign@$version")
+  mkdir -p "$(dirname "$target")"
+  mv "$tmp/cosign" "$target" && rm -rf "$tmp"
 }
 
 case "${1:-install}" in
