@@ -390,16 +390,24 @@ fn content_type(headers: &http::HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// A manifest or index is a JSON object with a known media type (or schemaVersion 2).
+/// A manifest or index: schema version 2 with a media type tagpin pins.
 fn check_manifest(body: &[u8]) -> Result<(), String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("manifest is not JSON: {e}"))?;
-    let media_type = v.get("mediaType").and_then(|m| m.as_str());
-    match media_type {
-        Some(m) if MANIFEST_MEDIA_TYPES.contains(&m) => Ok(()),
-        Some(m) => Err(format!("unsupported manifest media type {m:?}")),
-        None if v.get("schemaVersion").and_then(|s| s.as_u64()) == Some(2) => Ok(()),
-        None => Err("manifest has neither mediaType nor schemaVersion 2".into()),
+    let manifest: oci_client::manifest::OciManifest = serde_json::from_slice(body)
+        .map_err(|e| format!("body is neither an image manifest nor an index: {e}"))?;
+    let schema_version = match &manifest {
+        oci_client::manifest::OciManifest::Image(m) => m.schema_version,
+        oci_client::manifest::OciManifest::ImageIndex(i) => i.schema_version,
+    };
+    if schema_version != 2 {
+        return Err(format!(
+            "unsupported manifest schemaVersion {schema_version}"
+        ));
+    }
+    let media_type = manifest.content_type();
+    if MANIFEST_MEDIA_TYPES.contains(&media_type) {
+        Ok(())
+    } else {
+        Err(format!("unsupported manifest media type {media_type:?}"))
     }
 }
 
@@ -423,7 +431,8 @@ mod tests {
     #[test]
     fn manifests_are_checked() {
         assert!(check_manifest(br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#).is_ok());
-        assert!(check_manifest(br#"{"schemaVersion":2,"config":{}}"#).is_ok());
+        assert!(check_manifest(br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#).is_ok());
+        assert!(check_manifest(br#"{"schemaVersion":1,"manifests":[]}"#).is_err());
         assert!(check_manifest(br#"{"mediaType":"text/html"}"#).is_err());
         assert!(check_manifest(b"<html>").is_err());
     }
