@@ -76,6 +76,25 @@ pub enum ReviewError {
     Version(String),
 }
 
+/// Encodes a response AdmissionReview as the API server's Go types do: the patch as a
+/// base64 string (kube serializes the bytes as a JSON array of numbers).
+pub fn encode_review(
+    review: &AdmissionReview<DynamicObject>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    use base64::Engine as _;
+    let mut value = serde_json::to_value(review)?;
+    if let Some(patch) = value.pointer_mut("/response/patch")
+        && let Some(bytes) = patch.as_array().map(|a| {
+            a.iter()
+                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect::<Vec<u8>>()
+        })
+    {
+        *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    serde_json::to_vec(&value)
+}
+
 /// Answers admission requests.
 pub struct Admitter {
     config: Arc<Config>,

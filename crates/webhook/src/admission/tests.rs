@@ -208,7 +208,8 @@ impl Answer {
 
 async fn run(h: &Harness, body: &[u8]) -> Answer {
     let (review, decision) = h.admitter.review(body).await.unwrap();
-    let response = serde_json::to_value(&review).unwrap()["response"].clone();
+    let encoded: Value = serde_json::from_slice(&encode_review(&review).unwrap()).unwrap();
+    let response = encoded["response"].clone();
     Answer { response, decision }
 }
 
@@ -231,6 +232,12 @@ async fn pins_every_field_of_a_pod_keeping_what_was_written() {
     let a = create(&h, "Pod", &pod).await;
     assert!(a.allowed());
     assert_eq!(a.response["patchType"], "JSONPatch");
+    // The API server reads the patch as base64, as Go encodes []byte.
+    use base64::Engine as _;
+    let sent = base64::engine::general_purpose::STANDARD
+        .decode(a.response["patch"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(Some(&sent), a.decision.response.patch.as_ref());
     assert_eq!(a.decision.outcome, Outcome::Patched);
     let out = a.patched(&pod);
     let spec = &out["spec"];

@@ -100,7 +100,7 @@ async fn mutate(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes
             state
                 .metrics
                 .observe(decision.kind, decision.outcome.as_str(), started.elapsed());
-            match serde_json::to_vec(&review) {
+            match crate::admission::encode_review(&review) {
                 Ok(json) => Response::builder()
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, "application/json")
