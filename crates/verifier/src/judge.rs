@@ -165,6 +165,7 @@ fn judge(
         (_, None) => &[],
     };
     let mut signed_at = None;
+    let mut logged = false;
     if auth.tlog == TlogMode::Required {
         let Some(root) = &auth.tlog_root else {
             return Err(miss(4, "no transparency log is configured"));
@@ -176,18 +177,20 @@ fn judge(
         for entry in &ev.tlog {
             let expected = Expected {
                 signature: &ev.signature,
+                signed: &ev.signed_bytes,
                 payload: &ev.tlog_payload,
                 verifier_der,
             };
             match rekor::verify_entry(entry, root, expected) {
                 Ok(time) => {
-                    signed_at = Some(time);
+                    signed_at = time;
+                    logged = true;
                     break;
                 }
                 Err(e) => last = format!("{}: {e}", ev.origin),
             }
         }
-        if signed_at.is_none() {
+        if !logged {
             return Err(miss(4, last));
         }
     }
@@ -307,6 +310,16 @@ fn evaluate_set(
             misses.join("; ")
         ))
     }
+}
+
+/// Evaluates an authority set with caller-supplied claim checks.
+pub fn any_claims(
+    set: &AuthoritySet,
+    found: &[Evidence],
+    t: &Target<'_>,
+    claims: &dyn Fn(&Evidence) -> Result<(), String>,
+) -> SetResult {
+    evaluate_set(set, found, t, claims, "nothing to verify")
 }
 
 /// Evaluates the signature requirement of a rule.

@@ -7,6 +7,7 @@
 //! failure is reported as such and never mistaken for a missing signature.
 
 pub mod bundle;
+pub mod bundle_verify;
 pub mod cache;
 pub mod certificate;
 pub mod conditions;

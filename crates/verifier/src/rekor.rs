@@ -45,49 +45,56 @@ pub struct InclusionProof {
 pub struct Expected<'a> {
     /// The signature bytes.
     pub signature: &'a [u8],
-    /// The bytes that were signed (payload, or the DSSE payload for envelopes).
+    /// The exact bytes signed (what `hashedrekord` entries hash).
+    pub signed: &'a [u8],
+    /// The DSSE payload (what `dsse` and `intoto` entries hash); equal to
+    /// `signed` for other signatures.
     pub payload: &'a [u8],
     /// The DER of the certificate or public key that verified the signature.
     pub verifier_der: &'a [u8],
 }
 
-/// Verifies one log entry offline and returns its trusted integration time.
+/// Verifies one log entry offline. Returns the integration time when the log
+/// vouched for it (a verified SET), `None` when only inclusion was proven.
 pub fn verify_entry(
     entry: &TlogEntry,
     root: &TrustRoot,
     expected: Expected<'_>,
-) -> Result<i64, String> {
+) -> Result<Option<i64>, String> {
     let key = root.tlog_key(&entry.log_id).ok_or_else(|| {
         format!(
             "transparency log {} is not in the trust root",
             hex::encode(&entry.log_id)
         )
     })?;
-    if !key.valid_for.contains(entry.integrated_time) {
-        return Err("transparency log key was not valid at the entry's integration time".into());
-    }
     let body = STANDARD
         .decode(&entry.body_b64)
         .map_err(|e| format!("transparency log entry body is not base64: {e}"))?;
-    match (&entry.set, &entry.inclusion) {
-        (Some(set), _) => {
-            let signed = canonical_set_payload(entry);
-            if !key.key.verifies(signed.as_bytes(), set) {
-                return Err("signed entry timestamp does not verify with the log key".into());
-            }
+    let mut trusted_time = None;
+    if let Some(set) = &entry.set {
+        if !key.valid_for.contains(entry.integrated_time) {
+            return Err(
+                "transparency log key was not valid at the entry's integration time".into(),
+            );
         }
-        (None, Some(proof)) => verify_inclusion(&body, proof, &key.key)?,
-        (None, None) => {
-            return Err("transparency log entry has neither a signed entry timestamp nor an inclusion proof".into());
+        let signed = canonical_set_payload(entry);
+        if !key.key.verifies(signed.as_bytes(), set) {
+            return Err("signed entry timestamp does not verify with the log key".into());
         }
+        trusted_time = Some(entry.integrated_time);
     }
-    if let Some(proof) = &entry.inclusion
-        && entry.set.is_some()
-    {
-        verify_inclusion(&body, proof, &key.key)?;
+    match &entry.inclusion {
+        Some(proof) => verify_inclusion(&body, proof, &key.key)?,
+        None if entry.set.is_none() => {
+            return Err(
+                "transparency log entry has neither a signed entry timestamp nor an inclusion proof"
+                    .into(),
+            );
+        }
+        None => {}
     }
     check_body(&body, expected)?;
-    Ok(entry.integrated_time)
+    Ok(trusted_time)
 }
 
 /// The JSON the log signs for a SET: keys sorted, no whitespace.
@@ -207,7 +214,7 @@ fn verify_checkpoint(note: &str, key: &crate::keys::PublicKey) -> Result<(u64, V
     Err("checkpoint is not signed by the transparency log key".into())
 }
 
-fn b64_field(v: &serde_json::Value, path: &[&str]) -> Option<String> {
+fn str_field(v: &serde_json::Value, path: &[&str]) -> Option<String> {
     let mut cur = v;
     for p in path {
         cur = cur.get(p)?;
@@ -237,34 +244,81 @@ fn sig_matches(encoded: &str, signature: &[u8]) -> bool {
     }
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A v0.0.2 verifier: a raw public key or certificate, base64 DER.
+fn verifier_v2_matches(v: &serde_json::Value, der: &[u8]) -> bool {
+    ["/publicKey/rawBytes", "/x509Certificate/rawBytes"]
+        .iter()
+        .filter_map(|p| v.pointer(p).and_then(|x| x.as_str()))
+        .any(|b| STANDARD.decode(b).is_ok_and(|d| d == der))
+}
+
+/// A v0.0.2 hash: `{algorithm: SHA2_256, digest: base64}`.
+fn hash_v2_matches(v: Option<&serde_json::Value>, bytes: &[u8]) -> bool {
+    let Some(v) = v else { return false };
+    v.get("algorithm").and_then(|a| a.as_str()) == Some("SHA2_256")
+        && v.get("digest")
+            .and_then(|d| d.as_str())
+            .and_then(|d| STANDARD.decode(d).ok())
+            .is_some_and(|d| d == Sha256::digest(bytes).as_slice())
+}
+
 /// Checks that the entry body records this signature, signer and payload.
 fn check_body(body: &[u8], exp: Expected<'_>) -> Result<(), String> {
     let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| format!("transparency log entry body is not JSON: {e}"))?;
     let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
-    let payload_hash = hex::encode(Sha256::digest(exp.payload));
+    let version = v
+        .get("apiVersion")
+        .and_then(|k| k.as_str())
+        .unwrap_or_default();
     let spec = v.get("spec").cloned().unwrap_or_default();
-    let ok = match kind {
-        "hashedrekord" => {
-            b64_field(&spec, &["signature", "content"])
-                .is_some_and(|s| sig_matches(&s, exp.signature))
-                && b64_field(&spec, &["signature", "publicKey", "content"])
-                    .is_some_and(|k| pem_or_der_matches(&k, exp.verifier_der))
-                && b64_field(&spec, &["data", "hash", "value"]).is_some_and(|h| h == payload_hash)
+    let ok = match (kind, version) {
+        ("hashedrekord", "0.0.2") => {
+            let s = spec.get("hashedRekordV002").cloned().unwrap_or_default();
+            str_field(&s, &["signature", "content"]).is_some_and(|x| sig_matches(&x, exp.signature))
+                && s.pointer("/signature/verifier")
+                    .is_some_and(|x| verifier_v2_matches(x, exp.verifier_der))
+                && hash_v2_matches(s.get("data"), exp.signed)
         }
-        "dsse" => {
+        ("hashedrekord", _) => {
+            str_field(&spec, &["signature", "content"])
+                .is_some_and(|s| sig_matches(&s, exp.signature))
+                && str_field(&spec, &["signature", "publicKey", "content"])
+                    .is_some_and(|k| pem_or_der_matches(&k, exp.verifier_der))
+                && str_field(&spec, &["data", "hash", "value"])
+                    .is_some_and(|h| h == sha256_hex(exp.signed))
+        }
+        ("dsse", "0.0.2") => {
+            let s = spec.get("dsseV002").cloned().unwrap_or_default();
+            let sigs = s
+                .get("signatures")
+                .and_then(|x| x.as_array())
+                .cloned()
+                .unwrap_or_default();
+            sigs.iter().any(|x| {
+                str_field(x, &["content"]).is_some_and(|c| sig_matches(&c, exp.signature))
+                    && x.get("verifier")
+                        .is_some_and(|v| verifier_v2_matches(v, exp.verifier_der))
+            }) && hash_v2_matches(s.get("payloadHash"), exp.payload)
+        }
+        ("dsse", _) => {
             let sigs = spec
                 .get("signatures")
                 .and_then(|s| s.as_array())
                 .cloned()
                 .unwrap_or_default();
             sigs.iter().any(|s| {
-                b64_field(s, &["signature"]).is_some_and(|x| sig_matches(&x, exp.signature))
-                    && b64_field(s, &["verifier"])
+                str_field(s, &["signature"]).is_some_and(|x| sig_matches(&x, exp.signature))
+                    && str_field(s, &["verifier"])
                         .is_some_and(|k| pem_or_der_matches(&k, exp.verifier_der))
-            }) && b64_field(&spec, &["payloadHash", "value"]).is_some_and(|h| h == payload_hash)
+            }) && str_field(&spec, &["payloadHash", "value"])
+                .is_some_and(|h| h == sha256_hex(exp.payload))
         }
-        "intoto" => {
+        ("intoto", _) => {
             let content = spec.get("content").cloned().unwrap_or_default();
             let sigs = content
                 .pointer("/envelope/signatures")
@@ -272,12 +326,13 @@ fn check_body(body: &[u8], exp: Expected<'_>) -> Result<(), String> {
                 .cloned()
                 .unwrap_or_default();
             sigs.iter().any(|s| {
-                b64_field(s, &["sig"]).is_some_and(|x| sig_matches(&x, exp.signature))
-                    && b64_field(s, &["publicKey"])
+                str_field(s, &["sig"]).is_some_and(|x| sig_matches(&x, exp.signature))
+                    && str_field(s, &["publicKey"])
                         .is_some_and(|k| pem_or_der_matches(&k, exp.verifier_der))
-            }) && b64_field(&content, &["payloadHash", "value"]).is_some_and(|h| h == payload_hash)
+            }) && str_field(&content, &["payloadHash", "value"])
+                .is_some_and(|h| h == sha256_hex(exp.payload))
         }
-        other => {
+        (other, _) => {
             return Err(format!(
                 "transparency log entry kind {other:?} is not supported"
             ));

@@ -143,6 +143,11 @@ impl CompiledPolicy {
         best.map(|(r, _)| r)
     }
 
+    /// The rule with this name.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
     /// What happens to images no rule matches.
     pub fn no_match(&self) -> NoMatch {
         self.no_match
@@ -153,6 +158,11 @@ impl Rule {
     /// The rule's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The signatures the rule requires, if any.
+    pub fn signatures(&self) -> Option<&AuthoritySet> {
+        self.signatures.as_ref()
     }
 }
 

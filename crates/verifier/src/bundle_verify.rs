@@ -1,0 +1,56 @@
+//! Verifying a standalone Sigstore bundle against an authority set: the
+//! signature, its log entry and its identity, bound to a given artifact.
+
+use tagpin_resolver::Digest;
+
+use crate::bundle;
+use crate::evidence::Claims;
+use crate::judge::{self, Target};
+use crate::policy::AuthoritySet;
+
+/// What the bundle must sign.
+#[derive(Debug, Clone, Copy)]
+pub enum Artifact<'a> {
+    /// The artifact's bytes (required for message signatures).
+    Bytes(&'a [u8]),
+    /// The artifact's digest (enough for DSSE statements).
+    Digest(&'a Digest),
+}
+
+/// Verifies `bundle_json` over `artifact` for `signed_by`; returns the
+/// signers, or why the bundle does not verify. `now` (Unix seconds) stands in
+/// for the signing time when no log entry vouches for one.
+pub fn verify_bundle(
+    bundle_json: &[u8],
+    artifact: Artifact<'_>,
+    signed_by: &AuthoritySet,
+    now: i64,
+) -> Result<Vec<String>, String> {
+    let parsed = bundle::parse("bundle", bundle_json)?;
+    let digest = match artifact {
+        Artifact::Bytes(b) => Digest::sha256(b),
+        Artifact::Digest(d) => d.clone(),
+    };
+    let evidence = match (parsed.message_digest.is_some(), artifact) {
+        (true, Artifact::Bytes(b)) => parsed.with_message(b)?,
+        (true, Artifact::Digest(_)) => {
+            return Err("a message-signature bundle needs the artifact's bytes".into());
+        }
+        (false, _) => parsed.evidence,
+    };
+    let target = Target {
+        name: "",
+        digest: &digest,
+        equivalents: &[],
+        now,
+    };
+    judge::any_claims(signed_by, &evidence, &target, &|ev| match &ev.claims {
+        Claims::Statement(s) if s.has_subject(&digest) => Ok(()),
+        Claims::Statement(_) => Err(format!(
+            "the statement does not name {digest} as its subject"
+        )),
+        Claims::ManifestSignature => Ok(()),
+        Claims::ImageSignature(_) => Err("unexpected simple-signing payload".into()),
+        Claims::Unreadable(why) => Err(why.clone()),
+    })
+}

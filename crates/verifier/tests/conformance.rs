@@ -1,0 +1,112 @@
+//! The sigstore-conformance bundle-verify cases that tagpin can check offline
+//! (see tests/fixtures/conformance/README.md), run through the bundle check.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use support::*;
+use tagpin_resolver::Digest;
+use tagpin_verifier::bundle_verify::{Artifact, verify_bundle};
+
+const A_TXT: &str = "sha256:a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf";
+const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// Verifies a case's bundle with its key (or the default identity) and its
+/// trust root (or the public-good root), the way the suite's harness does.
+fn verify_case(case: &str, bundle: &[u8], digest: &str) -> Result<Vec<String>, String> {
+    let dir = fixture_path(&format!("conformance/{case}"));
+    let has_key = std::path::Path::new(&format!("{dir}/key.pub")).exists();
+    let root = if std::path::Path::new(&format!("{dir}/trusted_root.json")).exists() {
+        format!("{dir}/trusted_root.json")
+    } else {
+        fixture_path("conformance/trusted_root.public_good.json")
+    };
+    let authority = if has_key {
+        format!("key: {{file: \"{dir}/key.pub\"}}\n          trustRoot: root")
+    } else {
+        format!("keyless: {{roots: root, issuer: \"{ISSUER}\", subject: \"{IDENTITY}\"}}")
+    };
+    let yaml = format!(
+        "noMatch: deny\ntrustRoots:\n  root:\n    trustedRoot: \"{root}\"\nrules:\n  - name: bundle\n    images: [\"**\"]\n    signatures:\n      anyOf:\n        - {authority}\n"
+    );
+    let policy = policy(&yaml);
+    let set = policy.rule("bundle").unwrap().signatures().unwrap();
+    let digest: Digest = digest.parse().unwrap();
+    verify_bundle(bundle, Artifact::Digest(&digest), set, 0)
+}
+
+fn bundle(case: &str) -> Vec<u8> {
+    fixture(&format!("conformance/{case}/bundle.sigstore.json"))
+}
+
+#[test]
+fn intoto_canonical_log_entry_verifies() {
+    let case = "intoto-canonical-log-entry";
+    let signers = verify_case(case, &bundle(case), A_TXT).unwrap();
+    assert_eq!(signers.len(), 1);
+    // Bound to the artifact: another digest fails.
+    let other = format!("sha256:{}", "0".repeat(64));
+    assert!(verify_case(case, &bundle(case), &other).is_err());
+}
+
+#[test]
+fn dsse_statement_missing_type_fails() {
+    let case = "dsse-statement-missing-type_fail";
+    let err = verify_case(case, &bundle(case), A_TXT).unwrap_err();
+    assert!(err.contains("in-toto statement"), "{err}");
+}
+
+#[test]
+fn dsse_statement_unknown_type_fails() {
+    let case = "dsse-statement-unknown-type_fail";
+    let err = verify_case(case, &bundle(case), A_TXT).unwrap_err();
+    assert!(err.contains("not supported"), "{err}");
+}
+
+const HAPPY: &str = "dsse-with-hashedrekord-happy-path";
+const HAPPY_DIGEST: &str =
+    "sha256:70ed0277251d0cf2eb5eda8b574ce012de485e39a3de1fb4b1e0717e14b02d6a";
+
+#[test]
+fn public_good_keyless_dsse_with_hashedrekord_verifies() {
+    let signers = verify_case(HAPPY, &bundle(HAPPY), HAPPY_DIGEST).unwrap();
+    assert_eq!(signers, vec![format!("{ISSUER}/{IDENTITY}")]);
+}
+
+#[test]
+fn public_good_bundle_fails_once_altered() {
+    let original: serde_json::Value = serde_json::from_slice(&bundle(HAPPY)).unwrap();
+    // A different payload: the signature no longer verifies.
+    let mut b = original.clone();
+    let payload = STANDARD
+        .decode(b["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let altered = String::from_utf8(payload)
+        .unwrap()
+        .replace("DSSE bundle", "DSSE bundlE");
+    b["dsseEnvelope"]["payload"] = STANDARD.encode(altered).into();
+    assert!(verify_case(HAPPY, &serde_json::to_vec(&b).unwrap(), HAPPY_DIGEST).is_err());
+    // A different log entry time: the SET no longer verifies.
+    let mut b = original.clone();
+    b["verificationMaterial"]["tlogEntries"][0]["integratedTime"] = "1778701654".into();
+    let err = verify_case(HAPPY, &serde_json::to_vec(&b).unwrap(), HAPPY_DIGEST).unwrap_err();
+    assert!(err.contains("signed entry timestamp"), "{err}");
+    // Another identity: rejected even though everything else holds.
+    let p = policy(&format!(
+        "noMatch: deny\ntrustRoots:\n  root:\n    trustedRoot: \"{}\"\nrules:\n  - name: bundle\n    images: [\"**\"]\n    signatures:\n      anyOf:\n        - keyless: {{roots: root, issuer: \"{ISSUER}\", subject: \"https://github.com/someone/else\"}}\n",
+        fixture_path("conformance/trusted_root.public_good.json")
+    ));
+    let digest: Digest = HAPPY_DIGEST.parse().unwrap();
+    let err = verify_bundle(
+        &bundle(HAPPY),
+        Artifact::Digest(&digest),
+        p.rule("bundle").unwrap().signatures().unwrap(),
+        0,
+    )
+    .unwrap_err();
+    assert!(err.contains("certificate subject"), "{err}");
+}
