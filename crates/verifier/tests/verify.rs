@@ -569,3 +569,57 @@ async fn failures_are_not_cached_beyond_their_ttl() {
         Outcome::Verified
     );
 }
+
+const CAPTURED: &str = r#"
+noMatch: deny
+rules:
+  - name: captured
+    images: ["127.0.0.1:5080/tagpin-verifier-fixtures/**"]
+    signatures:
+      anyOf:
+        - key: {file: "$FIXTURES/captured/cosign.pub"}
+          tlog: waived
+    attestations:
+      - predicateType: https://slsa.dev/provenance/v1
+        conditions:
+          - predicate.runDetails.builder.id.startsWith("https://github.com/tagpin/")
+        signedBy:
+          anyOf:
+            - key: {file: "$FIXTURES/captured/cosign.pub"}
+              tlog: waived
+"#;
+
+#[tokio::test]
+async fn real_cosign_v2_and_v3_layouts_verify() {
+    let reg = MemoryRegistry::captured();
+    let (image, v2, v3) = captured_images();
+    let p = policy(CAPTURED);
+    for (layout, digest) in [("v2", &v2), ("v3", &v3)] {
+        let v = verify_uncached(&reg, &p, &image, digest).await.unwrap();
+        assert_eq!(v.outcome, Outcome::Verified, "{layout}: {v:?}");
+        assert_eq!(
+            v.attestations,
+            vec!["https://slsa.dev/provenance/v1"],
+            "{layout}"
+        );
+        assert_eq!(v.signers.len(), 1, "{layout}");
+    }
+    // cosign -a env=prod on the v2 signature is checked with the key.
+    let annotated = CAPTURED.replacen(
+        "tlog: waived",
+        "tlog: waived\n          annotations: {env: prod}",
+        1,
+    );
+    let v = verify_uncached(&reg, &policy(&annotated), &image, &v2)
+        .await
+        .unwrap();
+    assert_eq!(v.outcome, Outcome::Verified, "{v:?}");
+    // Another key is rejected on both layouts.
+    let wrong_key = CAPTURED.replace("captured/cosign.pub", "cosign.pub");
+    for digest in [&v2, &v3] {
+        let v = verify_uncached(&reg, &policy(&wrong_key), &image, digest)
+            .await
+            .unwrap();
+        assert_eq!(v.outcome, Outcome::Failed);
+    }
+}

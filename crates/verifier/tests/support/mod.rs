@@ -252,3 +252,50 @@ pub fn dsse_bundle(envelope: &[u8]) -> Vec<u8> {
 pub fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
+
+impl MemoryRegistry {
+    /// Loads what `fixtures/capture.sh` saved from a real registry after
+    /// cosign v2 and v3 signed and attested two images. The `sha256-<hex>`
+    /// tag index is served as the referrers list, as the registry client's
+    /// tag-schema fallback does.
+    pub fn captured() -> Self {
+        let reg = Self::default();
+        let dir = fixture_path("captured");
+        for entry in std::fs::read_dir(format!("{dir}/blobs")).unwrap() {
+            reg.put_blob(&std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        let media_type = |bytes: &[u8]| {
+            serde_json::from_slice::<Value>(bytes).unwrap()["mediaType"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        for entry in std::fs::read_dir(format!("{dir}/manifests")).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            reg.put_manifest(None, &media_type(&bytes), &bytes);
+        }
+        for entry in std::fs::read_dir(format!("{dir}/tags")).unwrap() {
+            let entry = entry.unwrap();
+            let tag = entry.file_name().to_string_lossy().into_owned();
+            let bytes = std::fs::read(entry.path()).unwrap();
+            reg.put_manifest(Some(&tag), &media_type(&bytes), &bytes);
+            if let Some(hex) = tag.strip_prefix("sha256-").filter(|t| !t.contains('.')) {
+                reg.referrers
+                    .lock()
+                    .unwrap()
+                    .insert(format!("sha256:{hex}"), bytes);
+            }
+        }
+        reg
+    }
+}
+
+/// The image names and digests `fixtures/capture.sh` signed.
+pub fn captured_images() -> (ImageReference, Digest, Digest) {
+    let v: Value = serde_json::from_slice(&fixture("captured/images.json")).unwrap();
+    (
+        ImageReference::parse(&format!("{}:v1", v["repository"].as_str().unwrap())).unwrap(),
+        v["v2"].as_str().unwrap().parse().unwrap(),
+        v["v3"].as_str().unwrap().parse().unwrap(),
+    )
+}
