@@ -8,6 +8,10 @@ use crate::cosign_v2::{self, DSSE_MEDIA_TYPE, Manifest, SIMPLE_SIGNING_MEDIA_TYP
 use crate::evidence::{COSIGN_SIGN_PREDICATE, Claims, Found};
 use crate::source::{ArtifactSource, SourceError};
 
+/// Most layers or referrers read per tag or index; a registry cannot make one
+/// admission fetch an unbounded number of blobs.
+const MAX_ARTIFACTS: usize = 64;
+
 /// Annotation cosign v3 sets on bundle referrers with the statement's predicate type.
 const PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 
@@ -61,7 +65,13 @@ async fn v2_tag<S: ArtifactSource>(
             return Ok(());
         }
     };
-    for (i, layer) in manifest.layers.iter().enumerate() {
+    if manifest.layers.len() > MAX_ARTIFACTS {
+        out.notes.push(format!(
+            "{tag}: only the first {MAX_ARTIFACTS} of {} layers were read",
+            manifest.layers.len()
+        ));
+    }
+    for (i, layer) in manifest.layers.iter().take(MAX_ARTIFACTS).enumerate() {
         let origin = format!("{tag} layer {i}");
         let want = match suffix {
             "sig" => SIMPLE_SIGNING_MEDIA_TYPE,
@@ -113,10 +123,18 @@ async fn referrers<S: ArtifactSource>(
         }
     };
     let mut subject_manifest: Option<Vec<u8>> = None;
-    for desc in &index.manifests {
-        if desc.artifact_type.as_deref() != Some(BUNDLE_V03_MEDIA_TYPE) {
-            continue;
-        }
+    let bundles: Vec<_> = index
+        .manifests
+        .iter()
+        .filter(|d| d.artifact_type.as_deref() == Some(BUNDLE_V03_MEDIA_TYPE))
+        .collect();
+    if bundles.len() > MAX_ARTIFACTS {
+        out.notes.push(format!(
+            "referrers of {digest}: only the first {MAX_ARTIFACTS} of {} bundles were read",
+            bundles.len()
+        ));
+    }
+    for desc in bundles.into_iter().take(MAX_ARTIFACTS) {
         let origin = format!("referrer {}", desc.digest);
         let Some(fetched) = source.manifest(image, &desc.digest).await? else {
             out.notes.push(format!("{origin}: listed but not found"));

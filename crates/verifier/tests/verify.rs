@@ -623,3 +623,30 @@ async fn real_cosign_v2_and_v3_layouts_verify() {
         assert_eq!(v.outcome, Outcome::Failed);
     }
 }
+
+#[tokio::test]
+async fn v3_message_signature_over_the_manifest_verifies() {
+    let reg = MemoryRegistry::default();
+    reg.put_manifest(
+        None,
+        "application/vnd.oci.image.manifest.v1+json",
+        &fixture("manifest.json"),
+    );
+    reg.put_bundle_referrers(&d1(), &[fixture("manifest.json.sigstore.json")]);
+    let v = run(&reg, &policy(KEYED)).await;
+    assert_eq!(v.outcome, Outcome::Verified, "{v:?}");
+    // The same bundle attached to another image does not sign that image.
+    let reg = MemoryRegistry::default();
+    reg.put_manifest(
+        None,
+        "application/vnd.oci.image.manifest.v1+json",
+        &fixture("manifest-other.json"),
+    );
+    reg.put_bundle_referrers(&d2(), &[fixture("manifest.json.sigstore.json")]);
+    let v = verify_uncached(&reg, &policy(KEYED), &image(), &d2())
+        .await
+        .unwrap();
+    assert_eq!(v.outcome, Outcome::Failed);
+    let reason = v.reason.unwrap();
+    assert!(reason.contains("message digest does not match"), "{reason}");
+}
