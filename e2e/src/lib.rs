@@ -4,9 +4,12 @@
 // Test support: a failed setup step is a failed test, so panicking with context is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cluster;
 pub mod env;
 pub mod logs;
 pub mod registry;
+pub mod tagpin;
+pub mod webhook;
 
 pub use env::TestEnv;
 pub use registry::{Platform, PushedImage, TestRegistry};
