@@ -63,6 +63,19 @@ pub enum Command {
         images: Vec<String>,
     },
 
+    /// Resolve images and verify their digests against the config's verification policy.
+    Verify {
+        /// tagpin config file with a `verification:` policy.
+        #[arg(long, short, value_name = "FILE", env = "TAGPIN_CONFIG")]
+        config: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+        /// Images to verify; output keeps this order.
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+
     /// Run the admission webhook over HTTPS.
     Serve {
         /// tagpin config file; without it the embedded default applies.

@@ -146,6 +146,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Registries: TLS, mirrors, credentials file, cache and timeouts.
     pub resolver: ResolverConfig,
+    /// Signature and attestation policy; without it digests are pinned unverified.
+    pub verification: Option<tagpin_verifier::Policy>,
 }
 
 impl Default for Config {
@@ -160,6 +162,7 @@ impl Default for Config {
             deadline_seconds: 8.0,
             server: ServerConfig::default(),
             resolver: ResolverConfig::default(),
+            verification: None,
         }
     }
 }
@@ -293,7 +296,16 @@ impl Config {
         }
         self.resolver
             .validate()
-            .map_err(|e| format!("resolver: {e}"))
+            .map_err(|e| format!("resolver: {e}"))?;
+        self.verification_policy().map(|_| ())
+    }
+
+    /// The compiled verification policy, if one is configured; reads the files it names.
+    pub fn verification_policy(&self) -> Result<Option<tagpin_verifier::CompiledPolicy>, String> {
+        self.verification
+            .as_ref()
+            .map(|p| p.compile().map_err(|e| format!("verification: {e}")))
+            .transpose()
     }
 
     /// The internal admission deadline.
@@ -454,6 +466,15 @@ resolver: {}
     fn unknown_kind_is_rejected() {
         let err = parse("kinds: [Pod, Service]\n").unwrap_err().to_string();
         assert!(err.contains("Service"), "{err}");
+    }
+
+    #[test]
+    fn verification_policy_is_parsed_and_checked_at_load() {
+        let c = parse("verification:\n  noMatch: deny\n").unwrap();
+        assert!(c.verification_policy().unwrap().is_some());
+        assert!(Config::default().verification_policy().unwrap().is_none());
+        let err = parse("verification:\n  rules: []\n").unwrap_err().to_string();
+        assert!(err.contains("noMatch"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod logging;
 mod metrics;
 mod resolving;
 mod server;
+mod verification;
 
 use std::process::ExitCode;
 
@@ -55,6 +56,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 output,
                 images,
             } => commands::resolve::run(config.as_deref(), output, &images).await,
+            Command::Verify {
+                config,
+                output,
+                images,
+            } => commands::verify::run(config.as_deref(), output, &images).await,
             Command::Serve { config } => {
                 commands::serve::run(config.as_deref()).await?;
                 Ok(ExitCode::SUCCESS)

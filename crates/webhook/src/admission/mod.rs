@@ -14,14 +14,16 @@ use json_patch::{Patch, PatchOperation};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Status};
 use serde_json::Value;
-use tagpin_resolver::{Digest, ImageReference};
+use tagpin_resolver::{Digest, ImageReference, Keychain};
+use tagpin_verifier::{Outcome as VerdictOutcome, Verdict};
 use tokio::time::Instant;
 
 use crate::config::{Config, MODE_LABEL, Mode, PinnedKind};
 use crate::credentials::ClusterState;
 use crate::resolving::{ImageResolver, ResolveFailure};
+use crate::verification::ImageVerifier;
 use fields::{FieldSet, ImageField, image_fields, pull_identity};
-use record::{IMAGES_AUDIT_KEY, ImageRecord, NOT_VERIFIED};
+use record::{IMAGES_AUDIT_KEY, ImageRecord, NOT_VERIFIED, VERIFY_ERROR};
 
 /// How one admission request ended, for metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,6 +102,7 @@ pub struct Admitter {
     config: Arc<Config>,
     resolver: Arc<dyn ImageResolver>,
     cluster: Arc<dyn ClusterState>,
+    verifier: Option<Arc<dyn ImageVerifier>>,
 }
 
 /// What happened to one image field.
@@ -125,7 +128,15 @@ impl Admitter {
             config,
             resolver,
             cluster,
+            verifier: None,
         }
+    }
+
+    /// Verifies every pinned digest with `verifier` before admitting it.
+    #[must_use]
+    pub fn with_verifier(mut self, verifier: Arc<dyn ImageVerifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
     }
 
     /// Parses an AdmissionReview body and answers it with the response AdmissionReview.
@@ -203,9 +214,15 @@ impl Admitter {
         let deadline = started + self.config.deadline();
         let fields = image_fields(kind, &object, set);
         let (secrets, service_account) = pull_identity(kind, &object);
-        let results = self
-            .resolve_fields(&fields, &namespace, &secrets, &service_account, deadline)
-            .await;
+        // Built once per request and only from this namespace's secrets.
+        let keychain = if fields.is_empty() {
+            Keychain::anonymous()
+        } else {
+            self.cluster
+                .keychain(&namespace, &secrets, &service_account)
+        };
+        let results = self.resolve_fields(&fields, &keychain, deadline).await;
+        let verdicts = self.verify_fields(&results, &keychain, deadline).await;
 
         let incoming = patch::incoming_tagpin_annotations(&object);
         let previous: Vec<ImageRecord> = incoming
@@ -217,8 +234,9 @@ impl Admitter {
         let mut records = Vec::with_capacity(fields.len());
         let mut ops: Vec<PatchOperation> = Vec::new();
         let mut problems: Vec<String> = Vec::new();
+        let mut notices: Vec<String> = Vec::new();
         let mut resolved_any = false;
-        for (field, result) in fields.iter().zip(results) {
+        for ((field, result), verdict) in fields.iter().zip(results).zip(verdicts) {
             let path = field.pointer.to_string();
             let mut rec = ImageRecord {
                 path: path.clone(),
@@ -227,8 +245,38 @@ impl Admitter {
                 digest: None,
                 resolved_at: None,
                 verdict: NOT_VERIFIED.to_owned(),
+                rule: None,
+                signers: Vec::new(),
+                attestations: Vec::new(),
                 error: None,
             };
+            let mut verification_problem = None;
+            match verdict {
+                None => {}
+                Some(Ok(v)) => {
+                    rec.verdict = v.outcome.as_str().to_owned();
+                    rec.rule = Some(v.rule.clone()).filter(|r| !r.is_empty());
+                    rec.signers = v.signers.clone();
+                    rec.attestations = v.attestations.clone();
+                    let reason = v
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| format!("{} failed verification", field.written));
+                    if !v.outcome.admits() {
+                        verification_problem = Some(reason);
+                    } else if v.outcome == VerdictOutcome::NoRuleMatchedWarn {
+                        notices.push(format!("{path}: {reason}"));
+                    }
+                }
+                Some(Err(e)) => {
+                    rec.verdict = VERIFY_ERROR.to_owned();
+                    verification_problem = Some(e);
+                }
+            }
+            if let Some(reason) = verification_problem {
+                problems.push(format!("{path}: {reason}"));
+                rec.error = Some(reason);
+            }
             match result {
                 FieldResult::Invalid(error) => {
                     problems.push(format!("{path}: {error}"));
@@ -294,18 +342,18 @@ impl Admitter {
 
         let mut response = AdmissionResponse::from(req);
         response.audit_annotations = audit;
-        let outcome = if !problems.is_empty() {
-            response.warnings = Some(
-                problems
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "tagpin admitted an unpinned image ({} mode): {p}",
-                            mode.mode.as_str()
-                        )
-                    })
-                    .collect(),
-            );
+        let mut warnings: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "tagpin admitted an image it could not pin or verify ({} mode): {p}",
+                    mode.mode.as_str()
+                )
+            })
+            .collect();
+        warnings.extend(notices.iter().map(|n| format!("tagpin: {n}")));
+        let outcome = if !warnings.is_empty() {
+            response.warnings = Some(warnings);
             Outcome::Warned
         } else if ops.is_empty() {
             Outcome::Unchanged
@@ -386,9 +434,7 @@ impl Admitter {
     async fn resolve_fields(
         &self,
         fields: &[ImageField],
-        namespace: &str,
-        secrets: &[String],
-        service_account: &str,
+        keychain: &Keychain,
         deadline: Instant,
     ) -> Vec<FieldResult> {
         let parsed: Vec<Result<ImageReference, String>> = fields
@@ -403,26 +449,20 @@ impl Admitter {
         }
         let mut outcomes: HashMap<String, Result<(Digest, SystemTime), String>> = HashMap::new();
         if !pending.is_empty() {
-            let keychain = self.cluster.keychain(namespace, secrets, service_account);
             let budget = self.config.deadline_seconds;
-            let lookups = pending.into_iter().map(|(key, reference)| {
-                let keychain = &keychain;
-                async move {
-                    let result = tokio::time::timeout_at(
-                        deadline,
-                        self.resolver.resolve(reference, keychain),
-                    )
-                    .await;
-                    let result = match result {
-                        Ok(Ok(resolution)) => Ok((resolution.digest, resolution.resolved_at)),
-                        Ok(Err(ResolveFailure { message, .. })) => Err(message),
-                        Err(_) => Err(format!(
-                            "{}: not resolved within tagpin's {budget}s admission deadline",
-                            reference.as_written()
-                        )),
-                    };
-                    (key, result)
-                }
+            let lookups = pending.into_iter().map(|(key, reference)| async move {
+                let result =
+                    tokio::time::timeout_at(deadline, self.resolver.resolve(reference, keychain))
+                        .await;
+                let result = match result {
+                    Ok(Ok(resolution)) => Ok((resolution.digest, resolution.resolved_at)),
+                    Ok(Err(ResolveFailure { message, .. })) => Err(message),
+                    Err(_) => Err(format!(
+                        "{}: not resolved within tagpin's {budget}s admission deadline",
+                        reference.as_written()
+                    )),
+                };
+                (key, result)
             });
             outcomes.extend(futures::future::join_all(lookups).await);
         }
@@ -436,6 +476,68 @@ impl Admitter {
                     Some(Err(e)) => FieldResult::Failed(reference, e.clone()),
                     None => FieldResult::Failed(reference, "not resolved".to_owned()),
                 },
+            })
+            .collect()
+    }
+
+    /// Verifies each distinct pinned digest once, concurrently, within the deadline;
+    /// `None` per field when no verifier is configured or the field has no digest.
+    async fn verify_fields(
+        &self,
+        results: &[FieldResult],
+        keychain: &Keychain,
+        deadline: Instant,
+    ) -> Vec<Option<Result<Verdict, String>>> {
+        let Some(verifier) = &self.verifier else {
+            return results.iter().map(|_| None).collect();
+        };
+        let pinned = |r: &FieldResult| -> Option<(ImageReference, Digest)> {
+            match r {
+                FieldResult::Digested(reference) => {
+                    Some((reference.clone(), reference.digest()?.clone()))
+                }
+                FieldResult::Resolved(reference, digest, _) => {
+                    Some((reference.clone(), digest.clone()))
+                }
+                FieldResult::Invalid(_) | FieldResult::Failed(..) => None,
+            }
+        };
+        let mut distinct: BTreeMap<(String, String), (ImageReference, Digest)> = BTreeMap::new();
+        for (reference, digest) in results.iter().filter_map(pinned) {
+            distinct
+                .entry((reference.name(), digest.to_string()))
+                .or_insert((reference, digest));
+        }
+        let budget = self.config.deadline_seconds;
+        let checks = distinct.into_iter().map(|(key, (reference, digest))| {
+            let verifier = verifier.clone();
+            async move {
+                let result = tokio::time::timeout_at(
+                    deadline,
+                    verifier.verify(&reference, &digest, keychain),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "{}@{digest}: not verified within tagpin's {budget}s admission deadline",
+                        reference.as_written()
+                    ))
+                });
+                (key, result)
+            }
+        });
+        let verdicts: HashMap<(String, String), Result<Verdict, String>> =
+            futures::future::join_all(checks)
+                .await
+                .into_iter()
+                .collect();
+        results
+            .iter()
+            .map(|r| {
+                let (reference, digest) = pinned(r)?;
+                verdicts
+                    .get(&(reference.name(), digest.to_string()))
+                    .cloned()
             })
             .collect()
     }

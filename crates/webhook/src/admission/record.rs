@@ -9,8 +9,10 @@ pub const IMAGES_ANNOTATION: &str = "tagpin.dev/images";
 /// The audit annotation key (the API server prefixes it with the webhook's name).
 pub const IMAGES_AUDIT_KEY: &str = "images";
 
-/// Verdict recorded while no verification policy is applied.
+/// Verdict recorded when no verification policy is configured.
 pub const NOT_VERIFIED: &str = "not-verified";
+/// Verdict recorded when verification could not reach a verdict (e.g. the registry failed).
+pub const VERIFY_ERROR: &str = "error";
 
 /// One image field as recorded in the annotation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,8 +31,17 @@ pub struct ImageRecord {
     /// When tagpin asked the registry (RFC 3339), absent for references that already had a digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<String>,
-    /// The verification verdict of the digest.
+    /// The verification verdict of the digest (`not-verified` without a policy).
     pub verdict: String,
+    /// The policy rule applied, when one matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Who signed the digest: key fingerprints or `issuer/subject` certificate identities.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<String>,
+    /// Predicate types of the attestations verified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<String>,
     /// Why the field could not be pinned (warn mode admits it unpinned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -91,6 +102,9 @@ mod tests {
             digest: Some(format!("sha256:{}", "a".repeat(64))),
             resolved_at: Some("2026-01-01T00:00:00Z".into()),
             verdict: NOT_VERIFIED.into(),
+            rule: None,
+            signers: Vec::new(),
+            attestations: Vec::new(),
             error: None,
         };
         let json = to_json(std::slice::from_ref(&r));

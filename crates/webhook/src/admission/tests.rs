@@ -685,3 +685,178 @@ async fn response_echoes_uid_and_version() {
     assert_eq!(v["kind"], "AdmissionReview");
     assert_eq!(v["response"]["uid"], "uid-1");
 }
+
+struct FakeVerifier {
+    verdicts: HashMap<String, Result<tagpin_verifier::Verdict, String>>,
+    calls: AtomicUsize,
+}
+
+impl FakeVerifier {
+    fn with(entries: &[(&str, Result<tagpin_verifier::Outcome, &str>)]) -> Self {
+        let verdicts = entries
+            .iter()
+            .map(|(name, outcome)| {
+                let v = outcome
+                    .map(|outcome| tagpin_verifier::Verdict {
+                        outcome,
+                        rule: if outcome == tagpin_verifier::Outcome::NoRuleMatchedWarn {
+                            String::new()
+                        } else {
+                            "team".to_owned()
+                        },
+                        signers: if outcome == tagpin_verifier::Outcome::Verified {
+                            vec!["sha256:keyfingerprint".to_owned()]
+                        } else {
+                            vec![]
+                        },
+                        attestations: vec![],
+                        reason: (!outcome.admits()
+                            || outcome == tagpin_verifier::Outcome::NoRuleMatchedWarn)
+                            .then(|| format!("{name}: {}", outcome.as_str())),
+                    })
+                    .map_err(str::to_owned);
+                ((*name).to_owned(), v)
+            })
+            .collect();
+        Self {
+            verdicts,
+            calls: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl crate::verification::ImageVerifier for FakeVerifier {
+    fn verify<'a>(
+        &'a self,
+        image: &'a ImageReference,
+        _digest: &'a Digest,
+        _keychain: &'a Keychain,
+    ) -> BoxFuture<'a, Result<tagpin_verifier::Verdict, String>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.verdicts
+                .get(&image.name())
+                .cloned()
+                .unwrap_or_else(|| Err(format!("{}: registry down", image.as_written())))
+        })
+    }
+}
+
+fn verifying(config: Config, verifier: FakeVerifier) -> (Harness, Arc<FakeVerifier>) {
+    let mut h = harness(config, standard());
+    let verifier = Arc::new(verifier);
+    h.admitter = Admitter::new(
+        h.admitter.config.clone(),
+        h.resolver.clone(),
+        h.cluster.clone(),
+    )
+    .with_verifier(verifier.clone());
+    (h, verifier)
+}
+
+#[tokio::test]
+async fn verified_digests_record_verdict_and_signer() {
+    use tagpin_verifier::Outcome as O;
+    let (h, verifier) = verifying(
+        Config::default(),
+        FakeVerifier::with(&[
+            ("docker.io/library/nginx", Ok(O::Verified)),
+            ("docker.io/library/redis", Ok(O::NoRuleMatchedAllowed)),
+        ]),
+    );
+    let pod = object(
+        "Pod",
+        json!({"containers": [
+            {"name": "a", "image": "nginx:1.25"},
+            {"name": "b", "image": "nginx:1.25"},
+            {"name": "c", "image": format!("redis@{}", digest('e'))},
+        ]}),
+    );
+    let a = create(&h, "Pod", &pod).await;
+    assert!(a.allowed());
+    assert_eq!(a.decision.outcome, Outcome::Patched);
+    // One verification per distinct digest, including digests that arrived pinned.
+    assert_eq!(verifier.calls.load(Ordering::SeqCst), 2);
+    let records = a.records(&pod);
+    assert_eq!(records[0].verdict, "verified");
+    assert_eq!(records[0].rule.as_deref(), Some("team"));
+    assert_eq!(records[0].signers, ["sha256:keyfingerprint"]);
+    assert_eq!(records[2].verdict, "no-rule-allowed");
+}
+
+#[tokio::test]
+async fn failed_verification_denies_in_enforce_and_warns_in_warn() {
+    use tagpin_verifier::Outcome as O;
+    let verifier = || FakeVerifier::with(&[("docker.io/library/nginx", Ok(O::Failed))]);
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    let (h, _) = verifying(Config::default(), verifier());
+    let a = create(&h, "Pod", &pod).await;
+    assert!(!a.allowed());
+    let msg = a.response["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("docker.io/library/nginx: failed"), "{msg}");
+    let audit = record::from_json(a.response["auditAnnotations"]["images"].as_str().unwrap());
+    assert_eq!(audit[0].verdict, "failed");
+
+    let (h, _) = verifying(
+        Config {
+            default_mode: Mode::Warn,
+            ..Config::default()
+        },
+        verifier(),
+    );
+    let a = create(&h, "Pod", &pod).await;
+    assert!(a.allowed());
+    assert_eq!(a.decision.outcome, Outcome::Warned);
+    assert!(
+        a.response["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("failed")
+    );
+    let out = a.patched(&pod);
+    assert_eq!(
+        out["spec"]["containers"][0]["image"],
+        format!("nginx:1.25@{}", digest('a'))
+    );
+    assert_eq!(a.records(&pod)[0].verdict, "failed");
+}
+
+#[tokio::test]
+async fn no_rule_warn_admits_with_a_warning_even_in_enforce() {
+    use tagpin_verifier::Outcome as O;
+    let (h, _) = verifying(
+        Config::default(),
+        FakeVerifier::with(&[("docker.io/library/nginx", Ok(O::NoRuleMatchedWarn))]),
+    );
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    let a = create(&h, "Pod", &pod).await;
+    assert!(a.allowed());
+    assert!(
+        a.response["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("no-rule-warn")
+    );
+    assert_eq!(a.records(&pod)[0].verdict, "no-rule-warn");
+}
+
+#[tokio::test]
+async fn verification_error_is_never_an_allow() {
+    let (h, _) = verifying(Config::default(), FakeVerifier::with(&[]));
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    let a = create(&h, "Pod", &pod).await;
+    assert!(!a.allowed());
+    let msg = a.response["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("registry down"), "{msg}");
+    let audit = record::from_json(a.response["auditAnnotations"]["images"].as_str().unwrap());
+    assert_eq!(audit[0].verdict, "error");
+}

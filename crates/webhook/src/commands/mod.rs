@@ -5,13 +5,17 @@ pub mod reference;
 pub mod resolve;
 pub mod review;
 pub mod serve;
+pub mod verify;
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use tagpin_resolver::DockerConfig;
+use tagpin_resolver::{DockerConfig, Resolver};
 
+use crate::admission::Admitter;
 use crate::config::Config;
+use crate::credentials::ClusterState;
+use crate::verification::RegistryVerifier;
 
 /// The docker config named by the config file, if any.
 pub fn docker_config(config: &Config) -> anyhow::Result<Option<Arc<DockerConfig>>> {
@@ -21,4 +25,20 @@ pub fn docker_config(config: &Config) -> anyhow::Result<Option<Arc<DockerConfig>
     let parsed = DockerConfig::from_file(path)
         .with_context(|| format!("cannot use docker config {}", path.display()))?;
     Ok(Some(Arc::new(parsed)))
+}
+
+/// The admitter for `config`, verifying digests when the config has a policy.
+pub fn admitter(
+    config: Arc<Config>,
+    resolver: Arc<Resolver>,
+    cluster: Arc<dyn ClusterState>,
+) -> anyhow::Result<Admitter> {
+    let policy = config
+        .verification_policy()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let admitter = Admitter::new(config, resolver.clone(), cluster);
+    Ok(match policy {
+        Some(policy) => admitter.with_verifier(Arc::new(RegistryVerifier::new(resolver, policy))),
+        None => admitter,
+    })
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use tagpin_resolver::Resolver;
 
-use crate::admission::Admitter;
 use crate::config::Config;
 use crate::credentials::Offline;
 
@@ -26,7 +25,7 @@ pub async fn run(config: Option<&Path>, input: &Path) -> anyhow::Result<()> {
     let cluster = Arc::new(Offline::new(super::docker_config(&config)?));
     let resolver =
         Arc::new(Resolver::new(config.resolver.clone()).context("cannot set up the resolver")?);
-    let admitter = Admitter::new(config, resolver, cluster);
+    let admitter = super::admitter(config, resolver, cluster)?;
     let (review, _) = admitter
         .review(&body)
         .await

@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use tagpin_resolver::Resolver;
 
-use crate::admission::Admitter;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::credentials::{ClusterState, Offline};
@@ -22,7 +21,7 @@ use crate::server::tls::{ReloadingTls, TlsFiles};
 pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     let config = Arc::new(Config::load(config_path)?);
     let docker = super::docker_config(&config)?;
-    let resolver: Arc<dyn ImageResolver> =
+    let resolver =
         Arc::new(Resolver::new(config.resolver.clone()).context("cannot set up the resolver")?);
     let tls = ReloadingTls::load(TlsFiles {
         cert: config.server.cert_file.clone(),
@@ -50,8 +49,8 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         };
 
     let state = Arc::new(AppState {
-        admitter: Admitter::new(config.clone(), resolver.clone(), cluster),
-        metrics: Metrics::new(resolver),
+        admitter: super::admitter(config.clone(), resolver.clone(), cluster)?,
+        metrics: Metrics::new(resolver as Arc<dyn ImageResolver>),
         ready: AtomicBool::new(false),
         max_body_bytes: config.server.max_body_bytes,
     });
