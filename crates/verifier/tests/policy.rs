@@ -134,3 +134,68 @@ fn unknown_trust_root_and_fields_are_rejected() {
     ));
     assert!(e.contains("unknown field"), "{e}");
 }
+
+/// The examples of the policy documentation, with fixture files for paths.
+#[test]
+fn documented_examples_compile() {
+    let keyed = r#"
+noMatch: deny
+equivalentRepositories:
+  - [registry.example.com/team/app, mirror.example.com/team/app]
+rules:
+  - name: team-images
+    images: ["registry.example.com/team/**"]
+    signatures:
+      anyOf:
+        - key: {file: "$FIXTURES/cosign.pub"}
+          tlog: waived
+          annotations: {env: prod}
+"#;
+    let keyless = r#"
+noMatch: warn
+trustRoots:
+  public-good:
+    trustedRoot: "$FIXTURES/conformance/trusted_root.public_good.json"
+  corp:
+    caFile: "$FIXTURES/ca-root.pem"
+rules:
+  - name: github-releases
+    images: ["ghcr.io/org/*"]
+    signatures:
+      anyOf:
+        - keyless:
+            roots: public-good
+            issuer: https://token.actions.githubusercontent.com
+            subjectRegExp: 'https://github\.com/org/[^/]+/\.github/workflows/release\.yml@refs/tags/v.*'
+        - keyless:
+            roots: corp
+            issuerRegExp: 'https://idp\.corp\.example/.*'
+            subject: builder@corp.example
+          tlog: waived
+"#;
+    let attestation = r#"
+noMatch: deny
+trustRoots:
+  public-good: {trustedRoot: "$FIXTURES/conformance/trusted_root.public_good.json"}
+rules:
+  - name: provenance
+    images: ["registry.example.com/**"]
+    signatures:
+      anyOf:
+        - key: {file: "$FIXTURES/cosign.pub"}
+          trustRoot: public-good
+    attestations:
+      - predicateType: https://slsa.dev/provenance/v1
+        conditions:
+          - predicate.runDetails.builder.id == "https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main"
+        signedBy:
+          anyOf:
+            - keyless:
+                roots: public-good
+                issuer: https://token.actions.githubusercontent.com
+                subject: https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main
+"#;
+    for yaml in [keyed, keyless, attestation] {
+        policy(yaml);
+    }
+}
