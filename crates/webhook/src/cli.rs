@@ -104,6 +104,10 @@ pub enum Command {
         /// IP addresses of the serving certificate (repeatable).
         #[arg(long = "ip", value_name = "IP")]
         ips: Vec<IpAddr>,
+        /// Also write client.crt and client.key for a client with this name (e.g. the API
+        /// server, when `server.clientCaFile` requires client certificates).
+        #[arg(long, value_name = "NAME")]
+        client: Option<String>,
         /// Validity of the certificates, in days.
         #[arg(long, value_name = "DAYS", default_value_t = 365)]
         days: u32,

@@ -473,7 +473,9 @@ resolver: {}
         let c = parse("verification:\n  noMatch: deny\n").unwrap();
         assert!(c.verification_policy().unwrap().is_some());
         assert!(Config::default().verification_policy().unwrap().is_none());
-        let err = parse("verification:\n  rules: []\n").unwrap_err().to_string();
+        let err = parse("verification:\n  rules: []\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("noMatch"), "{err}");
     }
 

@@ -39,10 +39,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         out,
         dns_names,
         ips,
+        client,
         days,
     } = &cli.command
     {
-        commands::certs::run(out, dns_names, ips, *days)?;
+        commands::certs::run(out, dns_names, ips, client.as_deref(), *days)?;
         return Ok(ExitCode::SUCCESS);
     }
     logging::init(cli.log_format, &cli.log_level)?;

@@ -7,7 +7,7 @@ mod common;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{DIGEST, Server, ca_of, client_for, make_certs, pod, review};
+use common::{DIGEST, Server, ca_of, client_for, make_certs, make_certs_with, pod, review};
 use reqwest::StatusCode;
 
 #[tokio::test]
@@ -213,4 +213,24 @@ async fn sigterm_drains_in_flight_requests() {
         .expect("tagpin serve did not exit");
     assert!(status.success(), "{status:?}");
     drop(blackhole);
+}
+
+#[tokio::test]
+async fn client_ca_requires_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    make_certs_with(&tls, &["--client", "kube-apiserver"]);
+    let extra = format!("  clientCaFile: {}\n", tls.join("ca.crt").display());
+    let server = Server::start_in(dir, &extra);
+    let anonymous = server.client().build().unwrap();
+    assert!(anonymous.get(server.url("/healthz")).send().await.is_err());
+    let mut pem = std::fs::read(tls.join("client.crt")).unwrap();
+    pem.extend(std::fs::read(tls.join("client.key")).unwrap());
+    let identified = server
+        .client()
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let r = identified.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
 }

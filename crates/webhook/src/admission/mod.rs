@@ -151,7 +151,9 @@ impl Admitter {
         }
         let request: AdmissionRequest<DynamicObject> =
             review.try_into().map_err(|_| ReviewError::NoRequest)?;
-        let decision = self.admit(&request).await;
+        // Every log line of this request, the resolver's included, carries its uid.
+        let span = tracing::info_span!("admission", uid = %request.uid);
+        let decision = tracing::Instrument::instrument(self.admit(&request), span).await;
         Ok((decision.response.clone().into_review(), decision))
     }
 

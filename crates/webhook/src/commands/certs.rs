@@ -11,8 +11,15 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
-/// Writes `ca.crt`, `tls.crt` and `tls.key` into `out` and prints the base64 `caBundle`.
-pub fn run(out: &Path, dns_names: &[String], ips: &[IpAddr], days: u32) -> anyhow::Result<()> {
+/// Writes `ca.crt`, `tls.crt` and `tls.key` (and `client.crt`, `client.key` for `client`)
+/// into `out` and prints the base64 `caBundle`.
+pub fn run(
+    out: &Path,
+    dns_names: &[String],
+    ips: &[IpAddr],
+    client: Option<&str>,
+    days: u32,
+) -> anyhow::Result<()> {
     if dns_names.is_empty() && ips.is_empty() {
         anyhow::bail!("the serving certificate needs at least one --dns-name or --ip");
     }
@@ -74,6 +81,20 @@ pub fn run(out: &Path, dns_names: &[String], ips: &[IpAddr], days: u32) -> anyho
     write(out, "ca.crt", &ca_pem, 0o644)?;
     write(out, "tls.crt", &cert.pem(), 0o644)?;
     write(out, "tls.key", &key.serialize_pem(), 0o600)?;
+    if let Some(name) = client {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = now;
+        params.not_after = until;
+        let key = KeyPair::generate().context("cannot generate the client key")?;
+        let cert = params
+            .signed_by(&key, &issuer)
+            .context("cannot sign the client certificate")?;
+        write(out, "client.crt", &cert.pem(), 0o644)?;
+        write(out, "client.key", &key.serialize_pem(), 0o600)?;
+    }
     println!(
         "{}",
         base64::engine::general_purpose::STANDARD.encode(ca_pem.as_bytes())

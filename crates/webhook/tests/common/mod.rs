@@ -13,15 +13,15 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tagpin");
 
 /// Runs `tagpin certs` for localhost and 127.0.0.1 into `dir`.
 pub fn make_certs(dir: &Path) {
+    make_certs_with(dir, &[]);
+}
+
+/// Runs `tagpin certs` for localhost and 127.0.0.1 into `dir` with `extra` arguments.
+pub fn make_certs_with(dir: &Path, extra: &[&str]) {
     let out = Command::new(BIN)
-        .args([
-            "certs",
-            "--dns-name",
-            "localhost",
-            "--ip",
-            "127.0.0.1",
-            "--out",
-        ])
+        .args(["certs", "--dns-name", "localhost", "--ip", "127.0.0.1"])
+        .args(extra)
+        .arg("--out")
         .arg(dir)
         .output()
         .unwrap();
