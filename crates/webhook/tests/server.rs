@@ -234,3 +234,43 @@ async fn client_ca_requires_a_client_certificate() {
     let r = identified.get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn config_changes_apply_without_a_restart() {
+    let server = Server::start("");
+    let client = server.client().build().unwrap();
+    let body = review("Pod", "", "CREATE", pod(&["Bad:Ref"]));
+    let allowed = |client: reqwest::Client, body: serde_json::Value, url: String| async move {
+        let r = client.post(url).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let answer: serde_json::Value = r.json().await.unwrap();
+        answer["response"]["allowed"].as_bool().unwrap()
+    };
+    assert!(!allowed(client.clone(), body.clone(), server.url("/mutate")).await);
+
+    let config = server.dir.path().join("tagpin.yaml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    // A broken file keeps the running config.
+    std::fs::write(&config, format!("{original}defaultMode: sometimes\n")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("keeping the running config") {
+        assert!(
+            Instant::now() < deadline,
+            "broken config not reported: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!allowed(client.clone(), body.clone(), server.url("/mutate")).await);
+
+    std::fs::write(&config, format!("{original}defaultMode: warn\n")).unwrap();
+    while !allowed(client.clone(), body.clone(), server.url("/mutate")).await {
+        assert!(
+            Instant::now() < deadline,
+            "warn mode not applied: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.log().contains("reloaded the config"));
+}

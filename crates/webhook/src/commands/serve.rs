@@ -1,9 +1,9 @@
 //! `tagpin serve`: the admission webhook.
 
 use std::io::Write;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -49,8 +49,12 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         };
 
     let state = Arc::new(AppState {
-        admitter: super::admitter(config.clone(), resolver.clone(), cluster)?,
-        metrics: Metrics::new(resolver as Arc<dyn ImageResolver>),
+        admitter: RwLock::new(Arc::new(super::admitter(
+            config.clone(),
+            resolver.clone(),
+            cluster.clone(),
+        )?)),
+        metrics: Metrics::new(resolver.clone() as Arc<dyn ImageResolver>),
         ready: AtomicBool::new(false),
         max_body_bytes: config.server.max_body_bytes,
     });
@@ -64,6 +68,16 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
             });
         }
         None => state.ready.store(true, Ordering::SeqCst),
+    }
+
+    if let Some(path) = config_path {
+        watch_config(
+            path.to_owned(),
+            config.clone(),
+            resolver.clone(),
+            cluster,
+            state.clone(),
+        );
     }
 
     let listener = tokio::net::TcpListener::bind(config.server.address)
@@ -107,4 +121,61 @@ async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("received SIGINT"),
         () = term => tracing::info!("received SIGTERM"),
     }
+}
+
+/// Re-reads the config file every reload interval and applies a changed policy (modes,
+/// kinds, deadline, verification) to later requests. A broken file keeps the running config.
+fn watch_config(
+    path: PathBuf,
+    initial: Arc<Config>,
+    resolver: Arc<Resolver>,
+    cluster: Arc<dyn ClusterState>,
+    state: Arc<AppState>,
+) {
+    let interval = Duration::from_secs_f64(initial.server.reload_interval_seconds);
+    tokio::spawn(async move {
+        let mut current = initial;
+        let mut last_text = std::fs::read_to_string(&path).ok();
+        let mut last_error: Option<String> = None;
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if last_text.as_deref() == Some(text.as_str()) {
+                continue;
+            }
+            let reloaded = Config::parse(&text, &path)
+                .map_err(|e| e.to_string())
+                .and_then(|c| {
+                    let c = Arc::new(c);
+                    super::admitter(c.clone(), resolver.clone(), cluster.clone())
+                        .map(|a| (c, a))
+                        .map_err(|e| format!("{e:#}"))
+                });
+            match reloaded {
+                Ok((config, admitter)) => {
+                    if config.server != current.server || config.resolver != current.resolver {
+                        tracing::warn!(
+                            path = %path.display(),
+                            "server: and resolver: settings changed; they take effect on restart"
+                        );
+                    }
+                    state.replace_admitter(admitter);
+                    tracing::info!(path = %path.display(), "reloaded the config");
+                    current = config;
+                    last_text = Some(text);
+                    last_error = None;
+                }
+                Err(message) => {
+                    if last_error.as_deref() != Some(message.as_str()) {
+                        tracing::warn!(error = %message, "keeping the running config");
+                        last_error = Some(message);
+                    }
+                }
+            }
+        }
+    });
 }

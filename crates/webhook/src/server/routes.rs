@@ -1,8 +1,8 @@
 //! HTTP routes: `/mutate`, `/healthz`, `/readyz`, `/metrics`.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -15,14 +15,32 @@ use crate::metrics::Metrics;
 
 /// Everything the routes share.
 pub struct AppState {
-    /// Answers admission reviews.
-    pub admitter: Admitter,
+    /// Answers admission reviews; replaced when the config file changes.
+    pub admitter: RwLock<Arc<Admitter>>,
     /// Metrics registry.
     pub metrics: Metrics,
     /// True once config and credential caches are loaded, false again while draining.
     pub ready: AtomicBool,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+}
+
+impl AppState {
+    /// The current admitter.
+    pub fn admitter(&self) -> Arc<Admitter> {
+        match self.admitter.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Answers later requests with `admitter`; requests in flight finish with the old one.
+    pub fn replace_admitter(&self, admitter: Admitter) {
+        match self.admitter.write() {
+            Ok(mut a) => *a = Arc::new(admitter),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(admitter),
+        }
+    }
 }
 
 /// Routes one request; never fails, every problem becomes an HTTP status.
@@ -95,7 +113,8 @@ async fn mutate(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes
     };
     let _in_flight = state.metrics.start();
     let started = Instant::now();
-    match state.admitter.review(&body).await {
+    let admitter = state.admitter();
+    match admitter.review(&body).await {
         Ok((review, decision)) => {
             state
                 .metrics
