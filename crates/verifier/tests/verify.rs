@@ -592,7 +592,7 @@ rules:
 #[tokio::test]
 async fn real_cosign_v2_and_v3_layouts_verify() {
     let reg = MemoryRegistry::captured();
-    let (image, v2, v3) = captured_images();
+    let (image, v2, v3, _) = captured_images();
     let p = policy(CAPTURED);
     for (layout, digest) in [("v2", &v2), ("v3", &v3)] {
         let v = verify_uncached(&reg, &p, &image, digest).await.unwrap();
@@ -649,4 +649,81 @@ async fn v3_message_signature_over_the_manifest_verifies() {
     assert_eq!(v.outcome, Outcome::Failed);
     let reason = v.reason.unwrap();
     assert!(reason.contains("message digest does not match"), "{reason}");
+}
+
+#[tokio::test]
+async fn real_cosign_signature_with_test_ca_certificate_is_matched_by_identity() {
+    let reg = MemoryRegistry::captured();
+    let (image, _, _, ca) = captured_images();
+    let yaml = |subject: &str, root: &str| {
+        format!(
+            r#"
+noMatch: deny
+trustRoots:
+  corp:
+    caFile: "$FIXTURES/{root}"
+rules:
+  - name: ca
+    images: ["127.0.0.1:5080/tagpin-verifier-fixtures/app"]
+    signatures:
+      anyOf:
+        - keyless:
+            roots: corp
+            issuer: https://token.actions.githubusercontent.com
+            subject: {subject}
+          tlog: waived
+    attestations:
+      - predicateType: https://slsa.dev/provenance/v1
+        signedBy:
+          anyOf:
+            - keyless:
+                roots: corp
+                issuer: https://token.actions.githubusercontent.com
+                subject: {subject}
+              tlog: waived
+"#
+        )
+    };
+    let subject = "https://github.com/tagpin/app/.github/workflows/release.yml@refs/heads/main";
+    let v = verify_uncached(
+        &reg,
+        &policy(&yaml(subject, "captured/ca-root.pem")),
+        &image,
+        &ca,
+    )
+    .await
+    .unwrap();
+    assert_eq!(v.outcome, Outcome::Verified, "{v:?}");
+    assert_eq!(
+        v.signers,
+        vec![format!(
+            "https://token.actions.githubusercontent.com/{subject}"
+        )]
+    );
+    let v = verify_uncached(
+        &reg,
+        &policy(&yaml(
+            "https://github.com/tagpin/other",
+            "captured/ca-root.pem",
+        )),
+        &image,
+        &ca,
+    )
+    .await
+    .unwrap();
+    assert_eq!(v.outcome, Outcome::Failed);
+    let v = verify_uncached(
+        &reg,
+        &policy(&yaml(subject, "ca-untrusted.pem")),
+        &image,
+        &ca,
+    )
+    .await
+    .unwrap();
+    assert_eq!(v.outcome, Outcome::Failed);
+    assert!(
+        v.reason
+            .unwrap()
+            .contains("does not chain to a trusted root")
+    );
 }

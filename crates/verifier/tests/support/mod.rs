@@ -290,12 +290,15 @@ impl MemoryRegistry {
     }
 }
 
-/// The image names and digests `fixtures/capture.sh` signed.
-pub fn captured_images() -> (ImageReference, Digest, Digest) {
+/// The images `fixtures/capture.sh` signed: the repository, and the digests
+/// signed with cosign v2 (key), cosign v3 (key) and cosign v2 (test-CA certificate).
+pub fn captured_images() -> (ImageReference, Digest, Digest, Digest) {
     let v: Value = serde_json::from_slice(&fixture("captured/images.json")).unwrap();
+    let digest = |k: &str| v[k].as_str().unwrap().parse().unwrap();
     (
         ImageReference::parse(&format!("{}:v1", v["repository"].as_str().unwrap())).unwrap(),
-        v["v2"].as_str().unwrap().parse().unwrap(),
-        v["v3"].as_str().unwrap().parse().unwrap(),
+        digest("v2"),
+        digest("v3"),
+        digest("ca"),
     )
 }
