@@ -42,14 +42,30 @@ impl Cluster {
         );
         let service_accounts =
             reflect::<ServiceAccount>(Api::all(client), watcher::Config::default());
-        Arc::new(Self {
+        Arc::new(Self::from_stores(
+            namespaces,
+            secrets,
+            legacy_secrets,
+            service_accounts,
+            docker_config,
+        ))
+    }
+
+    fn from_stores(
+        namespaces: Store<Namespace>,
+        secrets: Store<Secret>,
+        legacy_secrets: Store<Secret>,
+        service_accounts: Store<ServiceAccount>,
+        docker_config: Option<Arc<DockerConfig>>,
+    ) -> Self {
+        Self {
             namespaces,
             secrets,
             legacy_secrets,
             service_accounts,
             docker_config,
             parsed: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// Completes once every watch has listed its objects once.
@@ -169,4 +185,149 @@ where
         }
     });
     reader
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::LocalObjectReference;
+    use kube::api::ObjectMeta;
+    use kube::runtime::watcher::Event;
+    use tagpin_resolver::Credential;
+
+    fn meta(namespace: Option<&str>, name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: namespace.map(str::to_owned),
+            resource_version: Some("1".to_owned()),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn docker_json(registry: &str, user: &str) -> Vec<u8> {
+        format!(r#"{{"auths":{{"{registry}":{{"username":"{user}","password":"pw"}}}}}}"#)
+            .into_bytes()
+    }
+
+    fn secret(namespace: &str, name: &str, field: &str, bytes: Vec<u8>) -> Secret {
+        Secret {
+            metadata: meta(Some(namespace), name),
+            data: Some([(field.to_owned(), ByteString(bytes))].into()),
+            ..Secret::default()
+        }
+    }
+
+    fn user(keychain: &Keychain, registry: &str) -> Option<String> {
+        match keychain.credential_for(registry)? {
+            Credential::Basic { username, .. } => Some(username.clone()),
+            Credential::IdentityToken(_) => None,
+        }
+    }
+
+    fn cluster() -> Cluster {
+        let (namespaces, mut ns_writer) = reflector::store::<Namespace>();
+        let (secrets, mut secret_writer) = reflector::store::<Secret>();
+        let (legacy, mut legacy_writer) = reflector::store::<Secret>();
+        let (accounts, mut sa_writer) = reflector::store::<ServiceAccount>();
+        let mut labelled = meta(None, "apps");
+        labelled.labels = Some([("tagpin.dev/mode".to_owned(), "warn".to_owned())].into());
+        ns_writer.apply_watcher_event(&Event::Apply(Namespace {
+            metadata: labelled,
+            ..Namespace::default()
+        }));
+        for (ns, name, registry, user) in [
+            ("apps", "pod-secret", "r.example", "apps-pod"),
+            ("apps", "sa-secret", "r.example", "apps-sa"),
+            ("apps", "sa-only", "s.example", "apps-sa-only"),
+            ("other", "pod-secret", "r.example", "other-pod"),
+            ("other", "broken", "r.example", "x"),
+        ] {
+            let bytes = if name == "broken" {
+                b"not json".to_vec()
+            } else {
+                docker_json(registry, user)
+            };
+            secret_writer.apply_watcher_event(&Event::Apply(secret(
+                ns,
+                name,
+                ".dockerconfigjson",
+                bytes,
+            )));
+        }
+        legacy_writer.apply_watcher_event(&Event::Apply(secret(
+            "apps",
+            "legacy",
+            ".dockercfg",
+            br#"{"l.example":{"username":"apps-legacy","password":"pw"}}"#.to_vec(),
+        )));
+        let pull = |names: &[&str]| {
+            Some(
+                names
+                    .iter()
+                    .map(|n| LocalObjectReference {
+                        name: (*n).to_owned(),
+                    })
+                    .collect(),
+            )
+        };
+        sa_writer.apply_watcher_event(&Event::Apply(ServiceAccount {
+            metadata: meta(Some("apps"), "builder"),
+            image_pull_secrets: pull(&["sa-secret", "sa-only", "legacy"]),
+            ..ServiceAccount::default()
+        }));
+        let fallback = DockerConfig::parse(&docker_json("f.example", "configured")).unwrap();
+        Cluster::from_stores(
+            namespaces,
+            secrets,
+            legacy,
+            accounts,
+            Some(Arc::new(fallback)),
+        )
+    }
+
+    #[test]
+    fn reads_namespace_labels() {
+        let c = cluster();
+        assert_eq!(
+            c.namespace_label("apps", "tagpin.dev/mode").as_deref(),
+            Some("warn")
+        );
+        assert_eq!(c.namespace_label("other", "tagpin.dev/mode"), None);
+        assert_eq!(c.namespace_label("missing", "tagpin.dev/mode"), None);
+    }
+
+    #[test]
+    fn pod_secrets_come_before_service_account_secrets_then_the_config() {
+        let c = cluster();
+        let k = c.keychain("apps", &["pod-secret".to_owned()], "builder");
+        assert_eq!(user(&k, "r.example").as_deref(), Some("apps-pod"));
+        assert_eq!(user(&k, "s.example").as_deref(), Some("apps-sa-only"));
+        assert_eq!(user(&k, "l.example").as_deref(), Some("apps-legacy"));
+        assert_eq!(user(&k, "f.example").as_deref(), Some("configured"));
+        assert_eq!(user(&k, "none.example"), None);
+        let k = c.keychain("apps", &[], "builder");
+        assert_eq!(user(&k, "r.example").as_deref(), Some("apps-sa"));
+    }
+
+    #[test]
+    fn never_uses_another_namespaces_secrets() {
+        let c = cluster();
+        // "sa-secret" and the ServiceAccount "builder" exist only in "apps".
+        let k = c.keychain("other", &["sa-secret".to_owned()], "builder");
+        assert_eq!(user(&k, "r.example"), None);
+        let k = c.keychain("other", &["pod-secret".to_owned()], "default");
+        assert_eq!(user(&k, "r.example").as_deref(), Some("other-pod"));
+    }
+
+    #[test]
+    fn unusable_secrets_are_skipped() {
+        let c = cluster();
+        let k = c.keychain(
+            "other",
+            &["broken".to_owned(), "pod-secret".to_owned()],
+            "default",
+        );
+        assert_eq!(user(&k, "r.example").as_deref(), Some("other-pod"));
+    }
 }
