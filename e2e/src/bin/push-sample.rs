@@ -1,0 +1,22 @@
+//! Pushes a small sample image to the local TLS registry, for `hack/demo.sh`.
+//!
+//! Usage: `push-sample REPOSITORY TAG [SEED]`; prints `registry/repository:tag@sha256:...`.
+
+use anyhow::Context as _;
+use tagpin_e2e::TestRegistry;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: push-sample REPOSITORY TAG [SEED]";
+    let repository = args.next().context(usage)?;
+    let tag = args.next().context(usage)?;
+    let seed = args.next().unwrap_or_else(|| format!("{repository}:{tag}"));
+    let pushed = TestRegistry::tls()
+        .push_image(&repository, &tag, &seed)
+        .await
+        .with_context(|| format!("pushing {repository}:{tag}"))?;
+    println!("{}@{}", pushed.reference, pushed.digest);
+    Ok(())
+}
