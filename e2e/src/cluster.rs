@@ -36,10 +36,11 @@ pub async fn client() -> Client {
     Client::try_from(config).expect("kube client builds")
 }
 
-/// The `kubectl` that `hack/tools.sh` built.
-pub fn kubectl_path() -> PathBuf {
-    if let Some(dir) = TestEnv::load().get("TAGPIN_K8S_BIN") {
-        return PathBuf::from(dir).join("kubectl");
+/// A path that `hack/tools.sh env` exports (`TAGPIN_K8S_BIN`, `TAGPIN_COSIGN_V2`, ...),
+/// from the environment or else from the script itself.
+pub fn tools_env(name: &str) -> PathBuf {
+    if let Some(value) = TestEnv::load().get(name) {
+        return PathBuf::from(value);
     }
     let out = Command::new("bash")
         .arg(repo_root().join("hack/tools.sh"))
@@ -47,12 +48,16 @@ pub fn kubectl_path() -> PathBuf {
         .output()
         .expect("hack/tools.sh env runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    let dir = text
-        .lines()
-        .find_map(|l| l.strip_prefix("export TAGPIN_K8S_BIN="))
-        .map(|v| v.trim_matches('\'').to_owned())
-        .expect("hack/tools.sh env names TAGPIN_K8S_BIN");
-    PathBuf::from(dir).join("kubectl")
+    let prefix = format!("export {name}=");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map(|v| PathBuf::from(v.trim_matches('\'')))
+        .unwrap_or_else(|| panic!("hack/tools.sh env does not name {name}"))
+}
+
+/// The `kubectl` that `hack/tools.sh` built.
+pub fn kubectl_path() -> PathBuf {
+    tools_env("TAGPIN_K8S_BIN").join("kubectl")
 }
 
 /// A `kubectl` command using the admin kubeconfig.

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cluster;
+pub mod cosign;
 pub mod env;
 pub mod logs;
 pub mod registry;

@@ -17,6 +17,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tagpin_e2e::cluster::{RunLabel, TestNamespace, client, kubectl, kubectl_with_input, wait_for};
+use tagpin_e2e::cosign::Cosign;
 use tagpin_e2e::env::repo_root;
 use tagpin_e2e::registry::unique_suffix;
 use tagpin_e2e::tagpin::{KubeAccess, Tagpin, TagpinConfig};
@@ -749,4 +750,97 @@ async fn tagpin_runs_with_the_rbac_of_the_manifests() {
         vec![pinned(&private)]
     );
     assert!(!s.tagpin.log().contains("forbidden"), "{}", s.tagpin.log());
+}
+
+#[tokio::test]
+async fn unsigned_image_is_denied_in_enforce_and_warned_in_warn_while_signed_is_admitted() {
+    let scope = Scope::new(&[None, Some("warn")]).await;
+    let base = format!("e2e/verified-{}", unique_suffix());
+    let signed = scope
+        .registry
+        .push_image(&format!("{base}/signed"), "1.0", "signed")
+        .await
+        .unwrap();
+    let unsigned = scope
+        .registry
+        .push_image(&format!("{base}/unsigned"), "1.0", "unsigned")
+        .await
+        .unwrap();
+    let cosign = Cosign::generate(&scope.registry);
+    cosign.sign(
+        &scope.registry,
+        &format!("{}/{base}/signed@{}", scope.registry.host, signed.digest),
+    );
+    let policy = format!(
+        "verification:\n  noMatch: allow\n  rules:\n    - name: e2e-signed\n      images: [\"{}/{base}/**\"]\n      signatures:\n        anyOf:\n          - name: e2e-key\n            key: {{file: {}}}\n            tlog: waived\n",
+        scope.registry.host,
+        cosign.public_key().display()
+    );
+    let s = scope
+        .serve(TagpinConfig {
+            extra: policy,
+            ..with_credentials()
+        })
+        .await;
+
+    let enforce: Api<Pod> = s.api(0);
+    let stored = enforce
+        .create(&PostParams::default(), &pod("signed", &[&signed.reference]))
+        .await
+        .unwrap();
+    assert_eq!(
+        container_images(stored.spec.as_ref().unwrap()),
+        vec![pinned(&signed)]
+    );
+    let rec = &records(&stored)["/spec/containers/0/image"];
+    assert_eq!(rec["verdict"], "verified", "{rec}");
+    assert_eq!(rec["rule"], "e2e-signed", "{rec}");
+    assert!(
+        rec["signers"].as_array().is_some_and(|s| !s.is_empty()),
+        "{rec}"
+    );
+
+    let manifest = |ns: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "unsigned", "namespace": ns},
+            "spec": {"containers": [{"name": "c0", "image": unsigned.reference}]},
+        })
+        .to_string()
+    };
+    let out = kubectl_with_input(&["create", "-f", "-"], &manifest(s.scope.ns(0)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "enforce admitted an unsigned image: {stderr}"
+    );
+    assert!(
+        stderr.contains("tagpin denied this Pod")
+            && stderr.contains(&unsigned.reference)
+            && stderr.contains("not signed"),
+        "{stderr}"
+    );
+
+    let out = kubectl_with_input(&["create", "-f", "-"], &manifest(s.scope.ns(1)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "warn denied an unsigned image: {stderr}"
+    );
+    assert!(
+        stderr.contains("Warning: tagpin admitted")
+            && stderr.contains("(warn mode)")
+            && stderr.contains("not signed"),
+        "{stderr}"
+    );
+    let warn: Api<Pod> = s.api(1);
+    let stored = warn.get("unsigned").await.unwrap();
+    let rec = &records(&stored)["/spec/containers/0/image"];
+    assert_ne!(rec["verdict"], "verified", "{rec}");
+    assert!(
+        rec["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not signed")),
+        "{rec}"
+    );
 }
