@@ -5,6 +5,15 @@
 //! layout and OCI 1.1 referrers with Sigstore bundles), and proves by policy who
 //! signed it. Registry access goes through [`ArtifactSource`], so a registry
 //! failure is reported as such and never mistaken for a missing signature.
+//!
+//! Use: deserialize a [`Policy`] (the `verification:` section of tagpin's
+//! config), [`Policy::compile`] it once (this reads key, CA and
+//! `trusted_root.json` files and rejects bad regexes, CEL and keys), then call
+//! [`verify_uncached`] or [`Verifier::verify`] with an [`ArtifactSource`], the
+//! image as written and the digest that will be pinned. The [`Verdict`] names
+//! the rule, the signers (`sha256:<hex>` key fingerprints or `issuer/subject`
+//! identities) and the attestation types verified; its `reason` names image,
+//! digest, rule and what was missing or wrong.
 
 pub mod bundle;
 pub mod bundle_verify;
