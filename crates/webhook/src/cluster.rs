@@ -20,7 +20,8 @@ type ParsedSecrets = HashMap<(String, String), (Option<String>, Option<Arc<Docke
 
 /// Cluster state from watches; never asks the API server during admission.
 pub struct Cluster {
-    namespaces: Store<Namespace>,
+    /// Absent when namespace labels are not honoured (no need to read namespaces then).
+    namespaces: Option<Store<Namespace>>,
     secrets: Store<Secret>,
     legacy_secrets: Store<Secret>,
     service_accounts: Store<ServiceAccount>,
@@ -30,8 +31,13 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts the watches; `ready` completes once every cache has its first full list.
-    pub fn start(client: Client, docker_config: Option<Arc<DockerConfig>>) -> Arc<Self> {
-        let namespaces = reflect::<Namespace>(Api::all(client.clone()), watcher::Config::default());
+    pub fn start(
+        client: Client,
+        watch_namespaces: bool,
+        docker_config: Option<Arc<DockerConfig>>,
+    ) -> Arc<Self> {
+        let namespaces = watch_namespaces
+            .then(|| reflect::<Namespace>(Api::all(client.clone()), watcher::Config::default()));
         let secrets = reflect::<Secret>(
             Api::all(client.clone()),
             watcher::Config::default().fields(&format!("type={DOCKER_CONFIG_JSON}")),
@@ -52,7 +58,7 @@ impl Cluster {
     }
 
     fn from_stores(
-        namespaces: Store<Namespace>,
+        namespaces: Option<Store<Namespace>>,
         secrets: Store<Secret>,
         legacy_secrets: Store<Secret>,
         service_accounts: Store<ServiceAccount>,
@@ -71,7 +77,9 @@ impl Cluster {
     /// Completes once every watch has listed its objects once.
     pub async fn ready(&self) {
         // wait_until_ready only fails when the writer is dropped, i.e. the watch task ended.
-        let _ = self.namespaces.wait_until_ready().await;
+        if let Some(namespaces) = &self.namespaces {
+            let _ = namespaces.wait_until_ready().await;
+        }
         let _ = self.secrets.wait_until_ready().await;
         let _ = self.legacy_secrets.wait_until_ready().await;
         let _ = self.service_accounts.wait_until_ready().await;
@@ -125,7 +133,7 @@ impl Cluster {
 
 impl ClusterState for Cluster {
     fn namespace_label(&self, namespace: &str, key: &str) -> Option<String> {
-        let ns = self.namespaces.get(&ObjectRef::new(namespace))?;
+        let ns = self.namespaces.as_ref()?.get(&ObjectRef::new(namespace))?;
         ns.meta().labels.as_ref()?.get(key).cloned()
     }
 
@@ -278,7 +286,7 @@ mod tests {
         }));
         let fallback = DockerConfig::parse(&docker_json("f.example", "configured")).unwrap();
         Cluster::from_stores(
-            namespaces,
+            Some(namespaces),
             secrets,
             legacy,
             accounts,

@@ -36,7 +36,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     let (cluster, cluster_ready): (Arc<dyn ClusterState>, Option<Arc<Cluster>>) =
         match kube::Client::try_default().await {
             Ok(client) => {
-                let cluster = Cluster::start(client, docker);
+                let cluster = Cluster::start(client, config.namespace_labels, docker);
                 (cluster.clone(), Some(cluster))
             }
             Err(e) => {
