@@ -732,6 +732,25 @@ async fn tagpin_runs_with_the_rbac_of_the_manifests() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // What tagpin's reflectors list and watch (namespaces for the tagpin.dev/mode label).
+    let mut missing = Vec::new();
+    for resource in ["namespaces", "secrets", "serviceaccounts"] {
+        for verb in ["list", "watch"] {
+            let out = kubectl()
+                .args(["auth", "can-i", verb, resource, "--all-namespaces"])
+                .args(["--as", "system:serviceaccount:tagpin-system:tagpin"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&out.stdout).trim() != "yes" {
+                missing.push(format!("{verb} {resource}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the ClusterRole in manifests/base/rbac.yaml does not let tagpin {}, so tagpin never becomes ready",
+        missing.join(", ")
+    );
     let s = scope
         .serve(TagpinConfig {
             kube: KubeAccess::File(kubeconfig),
