@@ -326,7 +326,7 @@ impl Admitter {
 
         if mode.mode == Mode::Enforce && !problems.is_empty() {
             let message = format!(
-                "tagpin denied this {}: {} image(s) could not be pinned: {}",
+                "tagpin denied this {}: {} image(s) could not be pinned or verified: {}",
                 kind.as_str(),
                 problems.len(),
                 problems.join("; ")
