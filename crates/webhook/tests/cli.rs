@@ -195,3 +195,43 @@ fn certs_writes_files_and_prints_the_ca_bundle() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+#[test]
+fn resolve_names_the_invalid_image_and_keeps_digests_as_written() {
+    let pinned = format!("nginx:1.25@{DIGEST}");
+    let out = Command::new(BIN)
+        .args(["resolve", &pinned, "Bad:Ref"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{pinned}\n")
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("Bad:Ref"), "{stderr}");
+
+    let out = Command::new(BIN)
+        .args(["resolve", "--output", "json", &pinned])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["input"], pinned);
+    assert_eq!(
+        json[0]["reference"],
+        format!("docker.io/library/nginx:1.25@{DIGEST}")
+    );
+    assert_eq!(json[0]["digest"], DIGEST);
+}
+
+#[test]
+fn verify_needs_a_policy() {
+    let out = Command::new(BIN)
+        .args(["verify", &format!("nginx@{DIGEST}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("verification:"), "{stderr}");
+}
