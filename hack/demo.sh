@@ -23,7 +23,11 @@ TARGET="${CARGO_TARGET_DIR:-$REPO/target}/debug"
 TAGPIN="$TARGET/tagpin"
 KUBECTL="$TAGPIN_K8S_BIN/kubectl"
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then
+  say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+  say() { printf '\n== %s\n' "$*"; }
+fi
 
 stop() {
   if [[ -s "$TAGPIN_STATE/control-plane.env" && -x "$KUBECTL" ]]; then
