@@ -863,3 +863,103 @@ async fn unsigned_image_is_denied_in_enforce_and_warned_in_warn_while_signed_is_
         "{rec}"
     );
 }
+
+#[tokio::test]
+async fn every_workload_kind_is_stored_pinned_including_image_volumes() {
+    let scope = Scope::new(&[None]).await;
+    let app = scope.push("kinds-app", "1.0", "app").await;
+    let init = scope.push("kinds-init", "1.0", "init").await;
+    let data = scope.push("kinds-data", "1.0", "data").await;
+    let s = scope.serve(with_credentials()).await;
+    let ns = s.scope.ns(0);
+
+    let spec = |restart: &str| {
+        json!({
+            "restartPolicy": restart,
+            "containers": [{"name": "app", "image": app.reference}],
+            "initContainers": [{"name": "init", "image": init.reference}],
+            "volumes": [{"name": "data", "image": {"reference": data.reference}}],
+        })
+    };
+    let labels = json!({"app": "kinds"});
+    let template = |restart: &str| json!({"metadata": {"labels": labels}, "spec": spec(restart)});
+    let selector = json!({"matchLabels": labels});
+    // (kind, resource for kubectl, object, JSON pointer of the pod spec)
+    let objects = [
+        (
+            "Pod",
+            "pod",
+            json!({"apiVersion": "v1", "spec": spec("Always")}),
+            "/spec",
+        ),
+        (
+            "PodTemplate",
+            "podtemplate",
+            json!({"apiVersion": "v1", "template": template("Always")}),
+            "/template/spec",
+        ),
+        (
+            "ReplicationController",
+            "replicationcontroller",
+            json!({"apiVersion": "v1", "spec": {"selector": labels, "template": template("Always")}}),
+            "/spec/template/spec",
+        ),
+        (
+            "ReplicaSet",
+            "replicaset",
+            json!({"apiVersion": "apps/v1", "spec": {"selector": selector, "template": template("Always")}}),
+            "/spec/template/spec",
+        ),
+        (
+            "StatefulSet",
+            "statefulset",
+            json!({"apiVersion": "apps/v1", "spec": {"selector": selector, "template": template("Always")}}),
+            "/spec/template/spec",
+        ),
+        (
+            "DaemonSet",
+            "daemonset",
+            json!({"apiVersion": "apps/v1", "spec": {"selector": selector, "template": template("Always")}}),
+            "/spec/template/spec",
+        ),
+        (
+            "Job",
+            "job",
+            json!({"apiVersion": "batch/v1", "spec": {"template": template("Never")}}),
+            "/spec/template/spec",
+        ),
+    ];
+    for (kind, resource, mut object, spec_path) in objects {
+        let name = format!("w-{}", resource);
+        object["kind"] = json!(kind);
+        object["metadata"] = json!({"name": name, "namespace": ns});
+        let out = kubectl_with_input(&["create", "-f", "-"], &object.to_string());
+        assert!(
+            out.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = kubectl()
+            .args(["-n", ns, "get", resource, &name, "-o", "json"])
+            .output()
+            .unwrap();
+        let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for (field, image) in [
+            ("containers/0/image", &app),
+            ("initContainers/0/image", &init),
+            ("volumes/0/image/reference", &data),
+        ] {
+            let pointer = format!("{spec_path}/{field}");
+            assert_eq!(
+                stored.pointer(&pointer).and_then(Value::as_str),
+                Some(pinned(image).as_str()),
+                "{kind} {pointer}"
+            );
+        }
+        let annotation = stored["metadata"]["annotations"][IMAGES_ANNOTATION]
+            .as_str()
+            .unwrap_or_else(|| panic!("{kind} has no {IMAGES_ANNOTATION}"));
+        let records: Vec<Value> = serde_json::from_str(annotation).unwrap();
+        assert_eq!(records.len(), 3, "{kind}: {annotation}");
+    }
+}
