@@ -20,6 +20,12 @@ struct RequestLabels {
     outcome: String,
 }
 
+/// Labels of the image verdict counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VerdictLabels {
+    verdict: String,
+}
+
 /// Labels of the rejected HTTP request counter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RejectLabels {
@@ -32,6 +38,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     rejected: Family<RejectLabels, Counter>,
+    verdicts: Family<VerdictLabels, Counter>,
     latency: Histogram,
     in_flight: Gauge,
 }
@@ -61,6 +68,12 @@ impl Metrics {
             "HTTP requests rejected before admission (too large, malformed)",
             rejected.clone(),
         );
+        let verdicts = Family::<VerdictLabels, Counter>::default();
+        registry.register(
+            "image_verdicts",
+            "Image fields looked at in admission, by verification verdict",
+            verdicts.clone(),
+        );
         let latency = Histogram::new(exponential_buckets(0.005, 2.0, 12));
         registry.register(
             "admission_duration_seconds",
@@ -78,6 +91,7 @@ impl Metrics {
             registry,
             requests,
             rejected,
+            verdicts,
             latency,
             in_flight,
         }
@@ -98,6 +112,15 @@ impl Metrics {
             })
             .inc();
         self.latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts the verdict of one image field.
+    pub fn verdict(&self, verdict: &str) {
+        self.verdicts
+            .get_or_create(&VerdictLabels {
+                verdict: verdict.to_owned(),
+            })
+            .inc();
     }
 
     /// Records a request rejected before admission.

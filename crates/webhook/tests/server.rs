@@ -53,6 +53,7 @@ async fn serves_health_readiness_and_metrics_over_http1_and_http2() {
         "tagpin_resolver_cache_hits_total",
         "tagpin_resolver_cache_misses_total",
         "tagpin_registry_requests_total",
+        r#"tagpin_image_verdicts_total{verdict="not-verified"} 1"#,
     ] {
         assert!(metrics.contains(name), "{name} missing from {metrics}");
     }

@@ -62,6 +62,8 @@ pub struct Decision {
     pub outcome: Outcome,
     /// The kind of the object, for metrics (`other` for kinds tagpin does not pin).
     pub kind: &'static str,
+    /// The verdict of each image field looked at, for metrics.
+    pub verdicts: Vec<String>,
 }
 
 /// Why a request body is not an AdmissionReview tagpin can answer.
@@ -168,6 +170,7 @@ impl Admitter {
                 response: AdmissionResponse::from(req),
                 outcome: Outcome::Skipped,
                 kind: kind_label,
+                verdicts: Vec::new(),
             }
         };
         let Some(kind) = kind.filter(|k| self.config.pins(*k)) else {
@@ -331,7 +334,9 @@ impl Admitter {
                 problems.len(),
                 problems.join("; ")
             );
-            return self.deny(req, kind_label, mode.mode, message, audit);
+            let mut decision = self.deny(req, kind_label, mode.mode, message, audit);
+            decision.verdicts = records.iter().map(|r| r.verdict.clone()).collect();
+            return decision;
         }
 
         // The ephemeral-containers subresource only accepts changes to ephemeral containers,
@@ -393,6 +398,7 @@ impl Admitter {
             response,
             outcome,
             kind: kind_label,
+            verdicts: records.into_iter().map(|r| r.verdict).collect(),
         }
     }
 
@@ -412,6 +418,7 @@ impl Admitter {
             response,
             outcome: Outcome::Denied,
             kind,
+            verdicts: Vec::new(),
         }
     }
 

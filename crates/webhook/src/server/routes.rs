@@ -119,6 +119,9 @@ async fn mutate(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes
             state
                 .metrics
                 .observe(decision.kind, decision.outcome.as_str(), started.elapsed());
+            for verdict in &decision.verdicts {
+                state.metrics.verdict(verdict);
+            }
             match crate::admission::encode_review(&review) {
                 Ok(json) => Response::builder()
                     .status(StatusCode::OK)
