@@ -166,6 +166,17 @@ async fn pod_with_tags_is_stored_pinned_with_the_annotation() {
     p.spec.as_mut().unwrap().init_containers = Some(vec![
         serde_json::from_value(json!({"name": "init", "image": init.reference})).unwrap(),
     ]);
+    // A server-side dry run gets the same answer and stores nothing.
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let answered = pods.create(&dry_run, &p).await.unwrap();
+    assert_eq!(
+        container_images(answered.spec.as_ref().unwrap()),
+        vec![pinned(&app)]
+    );
+    assert!(pods.get_opt("web").await.unwrap().is_none());
     pods.create(&PostParams::default(), &p).await.unwrap();
 
     let stored = pods.get("web").await.unwrap();
