@@ -13,9 +13,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TAGPIN_LOG_FORMAT")]
     pub log_format: LogFormat,
 
-    /// Log filter (tracing env-filter syntax, e.g. `info` or `tagpin=debug`).
-    #[arg(long, global = true, default_value = "info", env = "TAGPIN_LOG")]
-    pub log_level: String,
+    /// Log filter (tracing env-filter syntax, e.g. `info` or `tagpin=debug`); default
+    /// `info` for `serve`, `warn` for the other commands.
+    #[arg(long, global = true, env = "TAGPIN_LOG")]
+    pub log_level: Option<String>,
 
     /// What to do.
     #[command(subcommand)]

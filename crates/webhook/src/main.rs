@@ -46,7 +46,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         commands::certs::run(out, dns_names, ips, client.as_deref(), *days)?;
         return Ok(ExitCode::SUCCESS);
     }
-    logging::init(cli.log_format, &cli.log_level)?;
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    logging::init(
+        cli.log_format,
+        cli.log_level.as_deref().unwrap_or(default_level),
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
