@@ -5,19 +5,19 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use common::{BIN, DIGEST, pod, review};
+use common::{DIGEST, pod, review, tagpin};
 
 #[test]
 fn ref_prints_the_normalized_reference() {
-    let out = Command::new(BIN).args(["ref", "nginx"]).output().unwrap();
+    let out = tagpin().args(["ref", "nginx"]).output().unwrap();
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         "docker.io/library/nginx:latest\n"
     );
-    let out = Command::new(BIN)
+    let out = tagpin()
         .args(["ref", &format!("redis@{DIGEST}")])
         .output()
         .unwrap();
@@ -29,10 +29,7 @@ fn ref_prints_the_normalized_reference() {
 
 #[test]
 fn ref_rejects_invalid_input_with_exit_2_and_one_line() {
-    let out = Command::new(BIN)
-        .args(["ref", "Nginx:1.25"])
-        .output()
-        .unwrap();
+    let out = tagpin().args(["ref", "Nginx:1.25"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -43,7 +40,7 @@ fn ref_rejects_invalid_input_with_exit_2_and_one_line() {
 #[test]
 fn every_subcommand_has_help() {
     for sub in ["ref", "resolve", "verify", "serve", "review", "certs"] {
-        let out = Command::new(BIN).args([sub, "--help"]).output().unwrap();
+        let out = tagpin().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success(), "{sub}");
         assert!(
             String::from_utf8(out.stdout).unwrap().contains("Usage"),
@@ -56,7 +53,7 @@ fn run_review(input: &serde_json::Value, config: Option<&str>) -> serde_json::Va
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("review.json");
     std::fs::write(&file, serde_json::to_vec(input).unwrap()).unwrap();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = tagpin();
     cmd.arg("review");
     if let Some(c) = config {
         let path = dir.path().join("tagpin.yaml");
@@ -113,7 +110,7 @@ fn review_answers_like_the_server() {
 
 #[test]
 fn review_reads_stdin() {
-    let mut child = Command::new(BIN)
+    let mut child = tagpin()
         .args(["review", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -137,7 +134,7 @@ fn review_of_malformed_input_fails_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.json");
     std::fs::write(&file, "{").unwrap();
-    let out = Command::new(BIN).arg("review").arg(&file).output().unwrap();
+    let out = tagpin().arg("review").arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -151,7 +148,7 @@ fn config_errors_name_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tagpin.yaml");
     std::fs::write(&path, "defaultMode: warn\nkindz: [Pod]\n").unwrap();
-    let out = Command::new(BIN)
+    let out = tagpin()
         .args(["review", "--config"])
         .arg(&path)
         .arg("/dev/null")
@@ -169,7 +166,7 @@ fn config_errors_name_the_file_and_line() {
 fn certs_writes_files_and_prints_the_ca_bundle() {
     use base64::Engine as _;
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = tagpin()
         .args(["certs", "--dns-name", "tagpin.tagpin-system.svc", "--out"])
         .arg(dir.path())
         .output()
@@ -199,7 +196,7 @@ fn certs_writes_files_and_prints_the_ca_bundle() {
 #[test]
 fn resolve_names_the_invalid_image_and_keeps_digests_as_written() {
     let pinned = format!("nginx:1.25@{DIGEST}");
-    let out = Command::new(BIN)
+    let out = tagpin()
         .args(["resolve", &pinned, "Bad:Ref"])
         .output()
         .unwrap();
@@ -211,7 +208,7 @@ fn resolve_names_the_invalid_image_and_keeps_digests_as_written() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("Bad:Ref"), "{stderr}");
 
-    let out = Command::new(BIN)
+    let out = tagpin()
         .args(["resolve", "--output", "json", &pinned])
         .output()
         .unwrap();
@@ -227,7 +224,7 @@ fn resolve_names_the_invalid_image_and_keeps_digests_as_written() {
 
 #[test]
 fn verify_needs_a_policy() {
-    let out = Command::new(BIN)
+    let out = tagpin()
         .args(["verify", &format!("nginx@{DIGEST}")])
         .output()
         .unwrap();

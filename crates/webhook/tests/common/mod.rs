@@ -11,6 +11,15 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tagpin");
 
+/// `tagpin` without settings inherited from the environment the tests run in.
+pub fn tagpin() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in ["TAGPIN_CONFIG", "TAGPIN_LOG", "TAGPIN_LOG_FORMAT"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// Runs `tagpin certs` for localhost and 127.0.0.1 into `dir`.
 pub fn make_certs(dir: &Path) {
     make_certs_with(dir, &[]);
@@ -18,7 +27,7 @@ pub fn make_certs(dir: &Path) {
 
 /// Runs `tagpin certs` for localhost and 127.0.0.1 into `dir` with `extra` arguments.
 pub fn make_certs_with(dir: &Path, extra: &[&str]) {
-    let out = Command::new(BIN)
+    let out = tagpin()
         .args(["certs", "--dns-name", "localhost", "--ip", "127.0.0.1"])
         .args(extra)
         .arg("--out")
@@ -63,7 +72,7 @@ impl Server {
         )
         .unwrap();
         let stderr = dir.path().join("serve.log");
-        let mut child = Command::new(BIN)
+        let mut child = tagpin()
             .args(["serve", "--log-format", "json", "--config"])
             .arg(&config)
             // No cluster: the server must run from its config file alone.
