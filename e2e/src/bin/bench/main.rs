@@ -1,0 +1,87 @@
+//! `bench`: measures `tagpin serve` (the binary in `$TAGPIN_BIN`) against the real TLS
+//! registry that `hack/registry.sh` started, and writes `results.json` plus a Markdown
+//! table. Run it through `hack/bench.sh`, which builds and starts everything first.
+//!
+//! Settings (environment): `BENCH_SECONDS` per run (3), `BENCH_CONNECTIONS` (16),
+//! `BENCH_RATE` requests/s of the fixed-rate runs (2000), `BENCH_COLD_REQUESTS` (150),
+//! `BENCH_VERIFIED_COLD_REQUESTS` (30),
+//! `BENCH_BURST` (1000), `BENCH_IDLE_SECONDS` (60), `BENCH_CLIENT_THREADS` (2),
+//! `BENCH_OUT` (results file), `TAGPIN_COSIGN_V2` (cosign, for the verified runs).
+
+mod access_log;
+mod images;
+mod load;
+mod process;
+mod report;
+mod reviews;
+mod scenarios;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+/// Knobs of one bench run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Length of each closed- or open-loop run.
+    pub duration: Duration,
+    /// Concurrent requests of the closed-loop runs (HTTP/1.1 connections, HTTP/2 streams).
+    pub connections: usize,
+    /// Requests per second of the fixed-rate runs.
+    pub rate: f64,
+    /// Requests of each cold run (each names four tags never asked for before).
+    pub cold_requests: usize,
+    /// Requests of the verified cold run (each image signed by cosign beforehand).
+    pub verified_cold_requests: usize,
+    /// Concurrent admissions of the burst.
+    pub burst: usize,
+    /// How long the idle tagpin idles before its RSS is read again.
+    pub idle: Duration,
+    /// Where results.json goes.
+    pub out: PathBuf,
+    /// cosign v2, for the verified runs.
+    pub cosign: Option<PathBuf>,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a valid value")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn settings() -> anyhow::Result<Settings> {
+    Ok(Settings {
+        duration: Duration::from_secs_f64(env_or("BENCH_SECONDS", 3.0)?),
+        connections: env_or("BENCH_CONNECTIONS", 16)?,
+        rate: env_or("BENCH_RATE", 2000.0)?,
+        cold_requests: env_or("BENCH_COLD_REQUESTS", 150)?,
+        verified_cold_requests: env_or("BENCH_VERIFIED_COLD_REQUESTS", 30)?,
+        burst: env_or("BENCH_BURST", 1000)?,
+        idle: Duration::from_secs_f64(env_or("BENCH_IDLE_SECONDS", 60.0)?),
+        out: PathBuf::from(env_or(
+            "BENCH_OUT",
+            tagpin_e2e::env::repo_root()
+                .join(".tagpin/bench/results.json")
+                .display()
+                .to_string(),
+        )?),
+        cosign: std::env::var_os("TAGPIN_COSIGN_V2").map(PathBuf::from),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let settings = settings()?;
+    let threads = env_or("BENCH_CLIENT_THREADS", 2)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("starting the load generator's runtime")?;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    runtime.block_on(scenarios::run(settings))
+}
