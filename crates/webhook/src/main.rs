@@ -1,22 +1,11 @@
 //! `tagpin`: the admission webhook that pins every image tag to its digest, and its CLI.
 
-mod admission;
-mod cli;
-mod cluster;
-mod commands;
-mod config;
-mod credentials;
-mod logging;
-mod metrics;
-mod resolving;
-mod server;
-mod verification;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use tagpin::cli::{Cli, Command};
+use tagpin::{commands, logging};
 
 fn main() -> ExitCode {
     // One crypto provider for every TLS user in the process (server, kube client, registries).
