@@ -181,6 +181,9 @@ pub struct ServerConfig {
     pub client_ca_file: Option<PathBuf>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Admission reviews answered at once; as many more may wait briefly for a slot, the
+    /// rest are answered as overloaded without waiting.
+    pub max_concurrent_reviews: usize,
     /// How often the certificate files are checked for changes, in seconds.
     pub reload_interval_seconds: f64,
     /// How long in-flight requests may take to finish after SIGTERM, in seconds.
@@ -195,6 +198,7 @@ impl Default for ServerConfig {
             key_file: PathBuf::from("/etc/tagpin/tls/tls.key"),
             client_ca_file: None,
             max_body_bytes: 3 * 1024 * 1024,
+            max_concurrent_reviews: 256,
             reload_interval_seconds: 2.0,
             shutdown_grace_seconds: 25.0,
         }
@@ -279,6 +283,9 @@ impl Config {
                 "server.maxBodyBytes must be at least 1024, not {}",
                 self.server.max_body_bytes
             ));
+        }
+        if self.server.max_concurrent_reviews == 0 {
+            return Err("server.maxConcurrentReviews must be at least 1".to_owned());
         }
         for (name, v) in [
             (

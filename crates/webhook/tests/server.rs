@@ -275,3 +275,101 @@ async fn config_changes_apply_without_a_restart() {
     }
     assert!(server.log().contains("reloaded the config"));
 }
+
+/// Answers enforce and warn requests beyond `server.maxConcurrentReviews` at once as
+/// overloaded, while the ones holding a slot run to their deadline.
+#[tokio::test]
+async fn excess_reviews_are_answered_at_once_as_overloaded() {
+    // A registry that accepts connections and never answers holds every slot to its deadline.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let registry = silent.local_addr().unwrap();
+    let server = Server::start(&format!(
+        "  maxConcurrentReviews: 2\ndeadlineSeconds: 4\nnamespaces:\n  relaxed: warn\nresolver:\n  registries:\n    \"{registry}\": {{plainHttp: true}}\n  timeouts: {{deadlineSeconds: 25, connectSeconds: 25, readSeconds: 25}}\n"
+    ));
+    let client = server.client().build().unwrap();
+    let slow_review = |uid: &str, namespace: &str| {
+        let mut body = review(
+            "Pod",
+            "",
+            "CREATE",
+            pod(&[&format!("{registry}/team/app:1")]),
+        );
+        body["request"]["uid"] = uid.into();
+        body["request"]["namespace"] = namespace.into();
+        let request = client.post(server.url("/mutate")).json(&body);
+        async move {
+            let started = Instant::now();
+            let answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+            (answer, started.elapsed())
+        }
+    };
+    let first = tokio::spawn(slow_review("first-0", "apps"));
+    let second = tokio::spawn(slow_review("first-1", "apps"));
+    let metrics = |client: reqwest::Client, url: String| async move {
+        client.get(url).send().await.unwrap().text().await.unwrap()
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    while !metrics(client.clone(), server.url("/metrics"))
+        .await
+        .contains("tagpin_admission_in_flight 2")
+    {
+        assert!(
+            Instant::now() < until,
+            "the first reviews never took their slots"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let excess: Vec<_> = (0..6)
+        .map(|i| {
+            let namespace = if i % 2 == 0 { "apps" } else { "relaxed" };
+            tokio::spawn(slow_review(&format!("excess-{i}"), namespace))
+        })
+        .collect();
+    for (i, task) in excess.into_iter().enumerate() {
+        let (answer, elapsed) = task.await.unwrap();
+        let response = &answer["response"];
+        assert_eq!(response["uid"], format!("excess-{i}"));
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "excess-{i} waited {elapsed:?}, not answered at once"
+        );
+        assert!(response.get("patch").is_none(), "{answer}");
+        if i % 2 == 0 {
+            assert_eq!(response["allowed"], false, "{answer}");
+            let message = response["status"]["message"].as_str().unwrap();
+            assert!(message.contains("overloaded"), "{message}");
+        } else {
+            assert_eq!(response["allowed"], true, "{answer}");
+            let warning = response["warnings"][0].as_str().unwrap();
+            assert!(warning.contains("overloaded"), "{warning}");
+            assert!(warning.contains("warn mode"), "{warning}");
+        }
+    }
+
+    for task in [first, second] {
+        let (answer, elapsed) = task.await.unwrap();
+        let response = &answer["response"];
+        assert_eq!(response["allowed"], false, "{answer}");
+        let message = response["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("not resolved within tagpin's 4s admission deadline"),
+            "{message}"
+        );
+        assert!(!message.contains("overloaded"), "{message}");
+        assert!(
+            elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(10),
+            "answered after {elapsed:?}"
+        );
+    }
+    let metrics = metrics(client.clone(), server.url("/metrics")).await;
+    assert!(
+        metrics.contains(r#"tagpin_admission_requests_total{kind="Pod",outcome="overloaded"} 6"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"tagpin_admission_requests_total{kind="Pod",outcome="denied"} 2"#),
+        "{metrics}"
+    );
+    drop(silent);
+}

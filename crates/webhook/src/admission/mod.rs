@@ -18,7 +18,7 @@ use tagpin_resolver::{Digest, ImageReference, Keychain};
 use tagpin_verifier::{Outcome as VerdictOutcome, Verdict};
 use tokio::time::Instant;
 
-use crate::config::{Config, MODE_LABEL, Mode, PinnedKind};
+use crate::config::{Config, MODE_LABEL, Mode, ModeDecision, PinnedKind};
 use crate::credentials::ClusterState;
 use crate::resolving::{ImageResolver, ResolveFailure};
 use crate::verification::ImageVerifier;
@@ -38,6 +38,9 @@ pub enum Outcome {
     Warned,
     /// Denied in enforce mode.
     Denied,
+    /// Answered without looking at its images because every admission slot was busy:
+    /// denied in enforce mode, admitted with a warning in warn mode.
+    Overloaded,
 }
 
 impl Outcome {
@@ -49,6 +52,7 @@ impl Outcome {
             Self::Patched => "patched",
             Self::Warned => "warned",
             Self::Denied => "denied",
+            Self::Overloaded => "overloaded",
         }
     }
 }
@@ -80,6 +84,16 @@ pub enum ReviewError {
     Version(String),
 }
 
+/// Parses an AdmissionReview body into the request it carries.
+pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
+    if review.types.api_version != "admission.k8s.io/v1" {
+        return Err(ReviewError::Version(review.types.api_version));
+    }
+    review.try_into().map_err(|_| ReviewError::NoRequest)
+}
+
 /// Encodes a response AdmissionReview as the API server's Go types do: the patch as a
 /// base64 string (kube serializes the bytes as a JSON array of numbers).
 pub fn encode_review(
@@ -105,6 +119,16 @@ pub struct Admitter {
     resolver: Arc<dyn ImageResolver>,
     cluster: Arc<dyn ClusterState>,
     verifier: Option<Arc<dyn ImageVerifier>>,
+}
+
+/// What tagpin is going to do with one request it does not leave alone.
+struct Plan {
+    kind: PinnedKind,
+    kind_label: &'static str,
+    set: FieldSet,
+    namespace: String,
+    mode: ModeDecision,
+    object: Value,
 }
 
 /// What happened to one image field.
@@ -141,40 +165,92 @@ impl Admitter {
         self
     }
 
+    /// The internal admission deadline of each request.
+    pub fn deadline(&self) -> std::time::Duration {
+        self.config.deadline()
+    }
+
     /// Parses an AdmissionReview body and answers it with the response AdmissionReview.
     pub async fn review(
         &self,
         body: &[u8],
     ) -> Result<(AdmissionReview<DynamicObject>, Decision), ReviewError> {
-        let review: AdmissionReview<DynamicObject> =
-            serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
-        if review.types.api_version != "admission.k8s.io/v1" {
-            return Err(ReviewError::Version(review.types.api_version));
-        }
-        let request: AdmissionRequest<DynamicObject> =
-            review.try_into().map_err(|_| ReviewError::NoRequest)?;
-        // Every log line of this request, the resolver's included, carries its uid.
-        let span = tracing::info_span!("admission", uid = %request.uid);
-        let decision = tracing::Instrument::instrument(self.admit(&request), span).await;
+        let request = parse_review(body)?;
+        let decision = self.answer(&request, Instant::now()).await;
         Ok((decision.response.clone().into_review(), decision))
+    }
+
+    /// Answers `req`, which arrived at `arrived`: the deadline counts from its arrival, so
+    /// time spent waiting for a slot is not added to it.
+    pub async fn answer(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        arrived: Instant,
+    ) -> Decision {
+        // Every log line of this request, the resolver's included, carries its uid.
+        let span = tracing::info_span!("admission", uid = %req.uid);
+        tracing::Instrument::instrument(self.admit_since(req, arrived), span).await
+    }
+
+    /// The answer when tagpin has no capacity left for `req`: requests it would not touch
+    /// are admitted as usual, the rest are denied in enforce mode and admitted with a
+    /// warning in warn mode, never queued past their deadline.
+    pub fn overloaded(&self, req: &AdmissionRequest<DynamicObject>) -> Decision {
+        let plan = match self.plan(req) {
+            Ok(plan) => plan,
+            Err(decision) => return *decision,
+        };
+        let cause =
+            "tagpin is overloaded: every admission slot (server.maxConcurrentReviews) is busy";
+        let mut audit = HashMap::new();
+        let mode = plan.mode.mode;
+        audit.insert("mode".to_owned(), mode.as_str().to_owned());
+        audit.insert("overloaded".to_owned(), "true".to_owned());
+        if mode == Mode::Enforce {
+            let message = format!(
+                "tagpin denied this {}: {cause}; retry shortly",
+                plan.kind.as_str()
+            );
+            let mut decision = self.deny(req, plan.kind_label, mode, message, audit);
+            decision.outcome = Outcome::Overloaded;
+            return decision;
+        }
+        tracing::warn!(uid = %req.uid, kind = plan.kind_label, mode = mode.as_str(), "admitted unpinned: overloaded");
+        let mut response = AdmissionResponse::from(req);
+        response.audit_annotations = audit;
+        response.warnings = Some(vec![format!(
+            "tagpin admitted this {} without pinning its images ({} mode): {cause}",
+            plan.kind.as_str(),
+            mode.as_str()
+        )]);
+        Decision {
+            response,
+            outcome: Outcome::Overloaded,
+            kind: plan.kind_label,
+            verdicts: Vec::new(),
+        }
     }
 
     /// Answers one admission request.
     pub async fn admit(&self, req: &AdmissionRequest<DynamicObject>) -> Decision {
-        let started = Instant::now();
+        self.admit_since(req, Instant::now()).await
+    }
+
+    /// What tagpin does with `req`, or the final answer when it leaves it alone.
+    fn plan(&self, req: &AdmissionRequest<DynamicObject>) -> Result<Plan, Box<Decision>> {
         let kind = PinnedKind::from_group_kind(&req.kind.group, &req.kind.kind);
         let kind_label = kind.map(PinnedKind::as_str).unwrap_or("other");
         let skip = |why: &str| {
             tracing::debug!(uid = %req.uid, reason = why, "admitted untouched");
-            Decision {
+            Box::new(Decision {
                 response: AdmissionResponse::from(req),
                 outcome: Outcome::Skipped,
                 kind: kind_label,
                 verdicts: Vec::new(),
-            }
+            })
         };
         let Some(kind) = kind.filter(|k| self.config.pins(*k)) else {
-            return skip("kind not pinned");
+            return Err(skip("kind not pinned"));
         };
         let set = match (&req.operation, kind, req.sub_resource.as_deref()) {
             (Operation::Create, _, None | Some("")) => FieldSet::All,
@@ -184,38 +260,66 @@ impl Admitter {
             // Pod specs are immutable apart from ephemeral containers and images, and pods
             // carry what their creation pinned; other pod updates (labels, finalizers) must
             // never be blocked by a registry outage.
-            (Operation::Update, PinnedKind::Pod, _) => return skip("pod update"),
+            (Operation::Update, PinnedKind::Pod, _) => return Err(skip("pod update")),
             (Operation::Update, _, None | Some("")) => FieldSet::All,
-            (Operation::Delete | Operation::Connect, _, _) => return skip("delete or connect"),
-            _ => return skip("subresource"),
+            (Operation::Delete | Operation::Connect, _, _) => {
+                return Err(skip("delete or connect"));
+            }
+            _ => return Err(skip("subresource")),
         };
         let namespace = req.namespace.clone().unwrap_or_default();
         let label = self.cluster.namespace_label(&namespace, MODE_LABEL);
         let mode = self.config.mode_for(&namespace, label.as_deref());
         if mode.mode == Mode::Off {
-            return skip(mode.source);
+            return Err(skip(mode.source));
         }
         let Some(object) = req.object.as_ref() else {
-            return skip("no object");
+            return Err(skip("no object"));
         };
         let object = match serde_json::to_value(object) {
             Ok(v) => v,
             Err(e) => {
-                return self.deny(
+                return Err(Box::new(self.deny(
                     req,
                     kind_label,
                     mode.mode,
                     format!("cannot read the object: {e}"),
                     HashMap::new(),
-                );
+                )));
             }
         };
         if let Some(owner) = self.pinned_controller(kind, &object) {
             // The owner's template is pinned; changing the child's template would make it
             // differ from its owner's and the owner's controller would replace it forever.
-            return skip(&format!("controlled by a {owner}"));
+            return Err(skip(&format!("controlled by a {owner}")));
         }
+        Ok(Plan {
+            kind,
+            kind_label,
+            set,
+            namespace,
+            mode,
+            object,
+        })
+    }
 
+    /// Answers `req` with a deadline counted from `started`.
+    async fn admit_since(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        started: Instant,
+    ) -> Decision {
+        let Plan {
+            kind,
+            kind_label,
+            set,
+            namespace,
+            mode,
+            object,
+        } = match self.plan(req) {
+            Ok(plan) => plan,
+            Err(decision) => return *decision,
+        };
         let deadline = started + self.config.deadline();
         let fields = image_fields(kind, &object, set);
         let (secrets, service_account) = pull_identity(kind, &object);

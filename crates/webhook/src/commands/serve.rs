@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::credentials::{ClusterState, Offline};
 use crate::metrics::Metrics;
 use crate::resolving::ImageResolver;
+use crate::server::gate::Gate;
 use crate::server::routes::AppState;
 use crate::server::tls::{ReloadingTls, TlsFiles};
 
@@ -57,6 +58,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         metrics: Metrics::new(resolver.clone() as Arc<dyn ImageResolver>),
         ready: AtomicBool::new(false),
         max_body_bytes: config.server.max_body_bytes,
+        gate: Gate::new(config.server.max_concurrent_reviews),
     });
     match cluster_ready {
         Some(cluster) => {

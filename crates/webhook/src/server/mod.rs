@@ -1,5 +1,6 @@
 //! The HTTPS server: TLS 1.2/1.3, HTTP/1.1 and HTTP/2, graceful drain on shutdown.
 
+pub mod gate;
 pub mod routes;
 pub mod tls;
 

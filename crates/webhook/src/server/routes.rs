@@ -12,6 +12,11 @@ use tokio::time::Instant;
 
 use crate::admission::Admitter;
 use crate::metrics::Metrics;
+use crate::server::gate::Gate;
+
+/// The share of a request's deadline it may spend waiting for an admission slot; the rest
+/// is left for resolving and verifying its images.
+const PATIENCE_SHARE: f64 = 0.1;
 
 /// Everything the routes share.
 pub struct AppState {
@@ -23,6 +28,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Admission slots (`server.maxConcurrentReviews`).
+    pub gate: Gate,
 }
 
 impl AppState {
@@ -111,34 +118,40 @@ async fn mutate(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes
             );
         }
     };
-    let _in_flight = state.metrics.start();
-    let started = Instant::now();
+    let arrived = Instant::now();
     let admitter = state.admitter();
-    match admitter.review(&body).await {
-        Ok((review, decision)) => {
-            state
-                .metrics
-                .observe(decision.kind, decision.outcome.as_str(), started.elapsed());
-            for verdict in &decision.verdicts {
-                state.metrics.verdict(verdict);
-            }
-            match crate::admission::encode_review(&review) {
-                Ok(json) => Response::builder()
-                    .status(StatusCode::OK)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(Bytes::from(json)))
-                    .unwrap_or_else(|_| plain_500()),
-                Err(e) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("cannot encode the AdmissionReview response: {e}\n"),
-                ),
-            }
-        }
+    let request = match crate::admission::parse_review(&body) {
+        Ok(request) => request,
         Err(e) => {
             state.metrics.reject("malformed");
             tracing::warn!(error = %e, "rejected a malformed admission request");
-            text(StatusCode::BAD_REQUEST, &format!("{e}\n"))
+            return text(StatusCode::BAD_REQUEST, &format!("{e}\n"));
         }
+    };
+    let patience = admitter.deadline().mul_f64(PATIENCE_SHARE);
+    let decision = match state.gate.enter(patience).await {
+        Some(_slot) => {
+            let _in_flight = state.metrics.start();
+            admitter.answer(&request, arrived).await
+        }
+        None => admitter.overloaded(&request),
+    };
+    state
+        .metrics
+        .observe(decision.kind, decision.outcome.as_str(), arrived.elapsed());
+    for verdict in &decision.verdicts {
+        state.metrics.verdict(verdict);
+    }
+    match crate::admission::encode_review(&decision.response.clone().into_review()) {
+        Ok(json) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(json)))
+            .unwrap_or_else(|_| plain_500()),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot encode the AdmissionReview response: {e}\n"),
+        ),
     }
 }
 
