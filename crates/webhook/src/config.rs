@@ -209,12 +209,12 @@ impl Default for ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not valid YAML or has unknown or mistyped fields.
     #[error("config file {path}: {message}")]
@@ -240,9 +240,9 @@ impl Config {
         let Some(path) = path else {
             return Ok(Self::default());
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
         Self::parse(&text, path)
     }
@@ -258,9 +258,16 @@ impl Config {
                 message: e.to_string(),
             })?
         };
-        config.validate().map_err(|message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
+        config.validate().map_err(|message| {
+            let field = crate::config_line::field_path(&message);
+            let message = match crate::config_line::line_of(text, &field) {
+                Some(line) => format!("line {line}: {message}"),
+                None => message,
+            };
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            }
         })?;
         Ok(config)
     }

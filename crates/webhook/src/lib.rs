@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+mod config_line;
 pub mod credentials;
 pub mod logging;
 pub mod metrics;

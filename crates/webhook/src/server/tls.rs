@@ -13,12 +13,12 @@ use tokio_rustls::TlsAcceptor;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A file holds no usable PEM item of the expected kind.
     #[error("{path}: {what}")]
@@ -29,14 +29,14 @@ pub enum TlsError {
         what: String,
     },
     /// rustls refused the certificate, key or CA (e.g. the key does not match the certificate).
-    #[error("cannot use certificate {cert} with key {key}: {source}")]
+    #[error("cannot use certificate {cert} with key {key}: {cause}")]
     Rustls {
         /// The certificate file.
         cert: PathBuf,
         /// The key file.
         key: PathBuf,
         /// The rustls error.
-        source: rustls::Error,
+        cause: rustls::Error,
     },
     /// The client CA bundle cannot verify clients.
     #[error("cannot use client CA bundle {path}: {message}")]
@@ -72,9 +72,9 @@ impl TlsFiles {
         self.paths()
             .into_iter()
             .map(|p| {
-                std::fs::read(p).map_err(|source| TlsError::Read {
+                std::fs::read(p).map_err(|cause| TlsError::Read {
                     path: p.to_owned(),
-                    source,
+                    cause,
                 })
             })
             .collect()
@@ -172,10 +172,10 @@ fn build(files: &TlsFiles, contents: &[Vec<u8>]) -> Result<ServerConfig, TlsErro
         .map_err(|e| pem_error(&files.key, format!("invalid PEM private key: {e}")))?
         .ok_or_else(|| pem_error(&files.key, "contains no PEM private key".to_owned()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let rustls_error = |source| TlsError::Rustls {
+    let rustls_error = |cause| TlsError::Rustls {
         cert: files.cert.clone(),
         key: files.key.clone(),
-        source,
+        cause,
     };
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
