@@ -1,5 +1,6 @@
 //! Finding the signatures and attestations of one digest: cosign v2 `.sig`
-//! and `.att` tags, and OCI 1.1 referrers holding Sigstore bundles.
+//! and `.att` tags, and OCI 1.1 referrers holding Sigstore bundles (cosign
+//! v3) or cosign v2 signature and attestation manifests (its OCI 1.1 mode).
 
 use tagpin_resolver::{Digest, ImageReference};
 
@@ -11,6 +12,11 @@ use crate::source::{ArtifactSource, SourceError};
 /// Most layers or referrers read per tag or index; a registry cannot make one
 /// admission fetch an unbounded number of blobs.
 const MAX_ARTIFACTS: usize = 64;
+
+/// Artifact type of cosign v2 signature manifests stored as OCI 1.1 referrers.
+const COSIGN_SIG_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+/// Artifact type of cosign v2 attestation manifests stored as OCI 1.1 referrers.
+const COSIGN_ATT_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.att.v1+json";
 
 /// Annotation cosign v3 sets on bundle referrers with the statement's predicate type.
 const PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
@@ -58,25 +64,52 @@ async fn v2_tag<S: ArtifactSource>(
     let Some(fetched) = source.manifest(image, &tag).await? else {
         return Ok(());
     };
-    let manifest = match Manifest::parse(&fetched.bytes) {
+    let kind = if suffix == "sig" {
+        Kind::Signatures
+    } else {
+        Kind::Attestations
+    };
+    read_layers(source, image, &tag, &fetched.bytes, kind, out).await
+}
+
+/// What the layers of a cosign signature manifest hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Simple-signing payloads (`.sig`).
+    Signatures,
+    /// DSSE envelopes (`.att`).
+    Attestations,
+}
+
+/// Reads the layers of a cosign v2 signature or attestation manifest, found
+/// by tag or, in cosign's OCI 1.1 mode, as a referrer.
+async fn read_layers<S: ArtifactSource>(
+    source: &S,
+    image: &ImageReference,
+    name: &str,
+    bytes: &[u8],
+    kind: Kind,
+    out: &mut Discovery,
+) -> Result<(), SourceError> {
+    let manifest = match Manifest::parse(bytes) {
         Ok(m) => m,
         Err(e) => {
-            out.notes.push(format!("{tag}: {e}"));
+            out.notes.push(format!("{name}: {e}"));
             return Ok(());
         }
     };
     if manifest.layers.len() > MAX_ARTIFACTS {
         out.notes.push(format!(
-            "{tag}: only the first {MAX_ARTIFACTS} of {} layers were read",
+            "{name}: only the first {MAX_ARTIFACTS} of {} layers were read",
             manifest.layers.len()
         ));
     }
+    let want = match kind {
+        Kind::Signatures => SIMPLE_SIGNING_MEDIA_TYPE,
+        Kind::Attestations => DSSE_MEDIA_TYPE,
+    };
     for (i, layer) in manifest.layers.iter().take(MAX_ARTIFACTS).enumerate() {
-        let origin = format!("{tag} layer {i}");
-        let want = match suffix {
-            "sig" => SIMPLE_SIGNING_MEDIA_TYPE,
-            _ => DSSE_MEDIA_TYPE,
-        };
+        let origin = format!("{name} layer {i}");
         if layer.media_type != want {
             out.notes.push(format!(
                 "{origin}: media type {:?} ignored",
@@ -92,15 +125,14 @@ async fn v2_tag<S: ArtifactSource>(
             }
         };
         let blob = source.blob(image, &layer_digest).await?;
-        let built = if suffix == "sig" {
-            cosign_v2::signature_evidence(origin, layer, blob).map(|e| vec![e])
-        } else {
-            cosign_v2::attestation_evidence(origin, layer, &blob)
+        let built = match kind {
+            Kind::Signatures => cosign_v2::signature_evidence(origin, layer, blob).map(|e| vec![e]),
+            Kind::Attestations => cosign_v2::attestation_evidence(origin, layer, &blob),
         };
-        match built {
-            Ok(evidence) if suffix == "sig" => out.found.signatures.extend(evidence),
-            Ok(evidence) => out.found.attestations.extend(evidence),
-            Err(e) => out.notes.push(e),
+        match (built, kind) {
+            (Ok(evidence), Kind::Signatures) => out.found.signatures.extend(evidence),
+            (Ok(evidence), Kind::Attestations) => out.found.attestations.extend(evidence),
+            (Err(e), _) => out.notes.push(e),
         }
     }
     Ok(())
@@ -123,10 +155,19 @@ async fn referrers<S: ArtifactSource>(
         }
     };
     let mut subject_manifest: Option<Vec<u8>> = None;
+    let wanted = [
+        BUNDLE_V03_MEDIA_TYPE,
+        COSIGN_SIG_ARTIFACT_TYPE,
+        COSIGN_ATT_ARTIFACT_TYPE,
+    ];
     let bundles: Vec<_> = index
         .manifests
         .iter()
-        .filter(|d| d.artifact_type.as_deref() == Some(BUNDLE_V03_MEDIA_TYPE))
+        .filter(|d| {
+            d.artifact_type
+                .as_deref()
+                .is_some_and(|t| wanted.contains(&t))
+        })
         .collect();
     if bundles.len() > MAX_ARTIFACTS {
         out.notes.push(format!(
@@ -140,6 +181,15 @@ async fn referrers<S: ArtifactSource>(
             out.notes.push(format!("{origin}: listed but not found"));
             continue;
         };
+        let kind = match desc.artifact_type.as_deref() {
+            Some(COSIGN_SIG_ARTIFACT_TYPE) => Some(Kind::Signatures),
+            Some(COSIGN_ATT_ARTIFACT_TYPE) => Some(Kind::Attestations),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            read_layers(source, image, &origin, &fetched.bytes, kind, out).await?;
+            continue;
+        }
         let manifest = match Manifest::parse(&fetched.bytes) {
             Ok(m) => m,
             Err(e) => {

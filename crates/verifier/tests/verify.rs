@@ -592,9 +592,9 @@ rules:
 #[tokio::test]
 async fn real_cosign_v2_and_v3_layouts_verify() {
     let reg = MemoryRegistry::captured();
-    let (image, v2, v3, _) = captured_images();
+    let (image, v2, v3, _, oci11) = captured_images();
     let p = policy(CAPTURED);
-    for (layout, digest) in [("v2", &v2), ("v3", &v3)] {
+    for (layout, digest) in [("v2", &v2), ("v3", &v3), ("v2 OCI 1.1 mode", &oci11)] {
         let v = verify_uncached(&reg, &p, &image, digest).await.unwrap();
         assert_eq!(v.outcome, Outcome::Verified, "{layout}: {v:?}");
         assert_eq!(
@@ -616,7 +616,7 @@ async fn real_cosign_v2_and_v3_layouts_verify() {
     assert_eq!(v.outcome, Outcome::Verified, "{v:?}");
     // Another key is rejected on both layouts.
     let wrong_key = CAPTURED.replace("captured/cosign.pub", "cosign.pub");
-    for digest in [&v2, &v3] {
+    for digest in [&v2, &v3, &oci11] {
         let v = verify_uncached(&reg, &policy(&wrong_key), &image, digest)
             .await
             .unwrap();
@@ -654,7 +654,7 @@ async fn v3_message_signature_over_the_manifest_verifies() {
 #[tokio::test]
 async fn real_cosign_signature_with_test_ca_certificate_is_matched_by_identity() {
     let reg = MemoryRegistry::captured();
-    let (image, _, _, ca) = captured_images();
+    let (image, _, _, ca, _) = captured_images();
     let yaml = |subject: &str, root: &str| {
         format!(
             r#"

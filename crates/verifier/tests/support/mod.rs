@@ -291,8 +291,9 @@ impl MemoryRegistry {
 }
 
 /// The images `fixtures/capture.sh` signed: the repository, and the digests
-/// signed with cosign v2 (key), cosign v3 (key) and cosign v2 (test-CA certificate).
-pub fn captured_images() -> (ImageReference, Digest, Digest, Digest) {
+/// signed with cosign v2 (key), cosign v3 (key), cosign v2 (test-CA
+/// certificate) and cosign v2 in OCI 1.1 mode (key).
+pub fn captured_images() -> (ImageReference, Digest, Digest, Digest, Digest) {
     let v: Value = serde_json::from_slice(&fixture("captured/images.json")).unwrap();
     let digest = |k: &str| v[k].as_str().unwrap().parse().unwrap();
     (
@@ -300,5 +301,6 @@ pub fn captured_images() -> (ImageReference, Digest, Digest, Digest) {
         digest("v2"),
         digest("v3"),
         digest("ca"),
+        digest("oci11"),
     )
 }
