@@ -196,7 +196,9 @@ fn verify_checkpoint(note: &str, key: &crate::keys::PublicKey) -> Result<(u64, V
     let root = STANDARD
         .decode(lines[2])
         .map_err(|_| "checkpoint root hash is not base64".to_string())?;
-    let key_hint = &Sha256::digest(key.spki_der())[..4];
+    // Each signature line is `— <origin> base64(<4-byte key hint><signature>)`.
+    // Hints are derived differently by log versions, so every line is tried
+    // against the key rather than trusting the hint.
     for line in sigs.lines() {
         let Some(rest) = line.strip_prefix("\u{2014} ") else {
             continue;
@@ -207,7 +209,7 @@ fn verify_checkpoint(note: &str, key: &crate::keys::PublicKey) -> Result<(u64, V
         let Ok(raw) = STANDARD.decode(sig_b64) else {
             continue;
         };
-        if raw.len() > 4 && &raw[..4] == key_hint && key.verifies(text.as_bytes(), &raw[4..]) {
+        if raw.len() > 4 && key.verifies(text.as_bytes(), &raw[4..]) {
             return Ok((size, root));
         }
     }

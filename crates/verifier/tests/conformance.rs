@@ -51,6 +51,16 @@ fn intoto_canonical_log_entry_verifies() {
     // Bound to the artifact: another digest fails.
     let other = format!("sha256:{}", "0".repeat(64));
     assert!(verify_case(case, &bundle(case), &other).is_err());
+    // The checkpoint is the only proof here: a forged one fails.
+    let mut b: serde_json::Value = serde_json::from_slice(&bundle(case)).unwrap();
+    let cp = &mut b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]["envelope"];
+    *cp = cp
+        .as_str()
+        .unwrap()
+        .replace("rekor.test\n1\n", "rekor.test\n2\n")
+        .into();
+    let err = verify_case(case, &serde_json::to_vec(&b).unwrap(), A_TXT).unwrap_err();
+    assert!(err.contains("checkpoint"), "{err}");
 }
 
 #[test]
