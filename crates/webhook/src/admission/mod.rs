@@ -340,6 +340,18 @@ impl Admitter {
             .filter_map(|(_, v)| v.as_str())
             .flat_map(record::from_json)
             .collect();
+        // What tagpin recorded on the stored object: a re-applied tag that still resolves to
+        // the same digest keeps its resolution time, so re-syncs do not rewrite the annotation.
+        let stored: Vec<ImageRecord> = match req.operation {
+            Operation::Update => req
+                .old_object
+                .as_ref()
+                .and_then(|old| old.metadata.annotations.as_ref())
+                .and_then(|a| a.get(record::IMAGES_ANNOTATION))
+                .map(|v| record::from_json(v))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let mut records = Vec::with_capacity(fields.len());
         let mut ops: Vec<PatchOperation> = Vec::new();
         let mut problems: Vec<String> = Vec::new();
@@ -410,8 +422,13 @@ impl Admitter {
                 FieldResult::Resolved(reference, digest, resolved_at) => {
                     let pinned = reference.pinned(&digest);
                     rec.image = Some(reference.normalized());
-                    rec.digest = Some(digest.to_string());
-                    rec.resolved_at = Some(record::rfc3339(resolved_at));
+                    let digest = digest.to_string();
+                    rec.digest = Some(digest.clone());
+                    rec.resolved_at = stored
+                        .iter()
+                        .find(|p| p.is_same_resolution(&path, &field.written, &digest))
+                        .and_then(|p| p.resolved_at.clone())
+                        .or_else(|| Some(record::rfc3339(resolved_at)));
                     ops.push(patch::replace_image(field.pointer.clone(), &pinned));
                     resolved_any = true;
                 }

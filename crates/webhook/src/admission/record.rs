@@ -71,6 +71,23 @@ impl ImageRecord {
     }
 }
 
+impl ImageRecord {
+    /// True when this earlier record says tagpin resolved `written` at `path` to `digest`,
+    /// with a resolution time that looks like one tagpin writes.
+    pub fn is_same_resolution(&self, path: &str, written: &str, digest: &str) -> bool {
+        self.path == path
+            && self.original == written
+            && self.digest.as_deref() == Some(digest)
+            && self.error.is_none()
+            && self.resolved_at.as_deref().is_some_and(|t| {
+                (20..=40).contains(&t.len())
+                    && t.ends_with('Z')
+                    && t.chars()
+                        .all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | 'T' | 'Z' | '.'))
+            })
+    }
+}
+
 /// Serializes records as compact JSON.
 pub fn to_json(records: &[ImageRecord]) -> String {
     // Serializing plain strings cannot fail; fall back to an empty list to stay total.

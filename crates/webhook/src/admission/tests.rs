@@ -860,3 +860,55 @@ async fn verification_error_is_never_an_allow() {
     let audit = record::from_json(a.response["auditAnnotations"]["images"].as_str().unwrap());
     assert_eq!(audit[0].verdict, "error");
 }
+
+/// An UPDATE of `object` whose stored version carried `stored_images` as its annotation.
+fn update_body(kind: &str, object: &Value, stored_images: &str) -> Vec<u8> {
+    let mut body: Value =
+        serde_json::from_slice(&review_body(kind, "UPDATE", None, object)).unwrap();
+    let mut old = object.clone();
+    old["metadata"]["annotations"] = json!({"tagpin.dev/images": stored_images});
+    body["request"]["oldObject"] = old;
+    serde_json::to_vec(&body).unwrap()
+}
+
+#[tokio::test]
+async fn reapplied_tag_with_an_unchanged_digest_keeps_its_resolution_time() {
+    let h = harness(Config::default(), standard());
+    let obj = object(
+        "Deployment",
+        json!({"containers": [
+            {"name": "a", "image": "nginx:1.25"},
+            {"name": "b", "image": "busybox"},
+        ]}),
+    );
+    let earlier = "2026-01-02T03:04:05.123456789Z";
+    let stored = json!([
+        {"path": "/spec/template/spec/containers/0/image", "original": "nginx:1.25",
+         "image": "docker.io/library/nginx:1.25", "digest": digest('a'),
+         "resolvedAt": earlier, "verdict": "not-verified"},
+        // The tag moved since: a new resolution time.
+        {"path": "/spec/template/spec/containers/1/image", "original": "busybox",
+         "image": "docker.io/library/busybox:latest", "digest": digest('f'),
+         "resolvedAt": earlier, "verdict": "not-verified"},
+    ])
+    .to_string();
+    let a = run(&h, &update_body("Deployment", &obj, &stored)).await;
+    let records = a.records(&obj);
+    assert_eq!(records[0].digest.as_deref(), Some(digest('a').as_str()));
+    assert_eq!(records[0].resolved_at.as_deref(), Some(earlier));
+    assert_eq!(records[1].digest.as_deref(), Some(digest('b').as_str()));
+    assert_ne!(records[1].resolved_at.as_deref(), Some(earlier));
+
+    // Only UPDATEs look at the stored object, and only sane timestamps are kept.
+    let forged = stored.replace(earlier, "yesterday, honest");
+    let a = run(&h, &update_body("Deployment", &obj, &forged)).await;
+    assert_ne!(
+        a.records(&obj)[0].resolved_at.as_deref(),
+        Some("yesterday, honest")
+    );
+    let mut create: Value =
+        serde_json::from_slice(&update_body("Deployment", &obj, &stored)).unwrap();
+    create["request"]["operation"] = json!("CREATE");
+    let a = run(&h, &serde_json::to_vec(&create).unwrap()).await;
+    assert_ne!(a.records(&obj)[0].resolved_at.as_deref(), Some(earlier));
+}
