@@ -18,6 +18,15 @@ const DOCKER_CFG: &str = "kubernetes.io/dockercfg";
 /// Parsed pull secrets, keyed by namespace and name, valid for one resourceVersion.
 type ParsedSecrets = HashMap<(String, String), (Option<String>, Option<Arc<DockerConfig>>)>;
 
+/// Fewest cached entries at which deleted secrets are swept out.
+const MIN_PRUNE_AT: usize = 64;
+
+/// Parsed pull secrets, swept of deleted ones whenever the cache doubles.
+struct SecretCache {
+    entries: ParsedSecrets,
+    prune_at: usize,
+}
+
 /// Cluster state from watches; never asks the API server during admission.
 pub struct Cluster {
     /// Absent when namespace labels are not honoured (no need to read namespaces then).
@@ -26,7 +35,7 @@ pub struct Cluster {
     legacy_secrets: Store<Secret>,
     service_accounts: Store<ServiceAccount>,
     docker_config: Option<Arc<DockerConfig>>,
-    parsed: Mutex<ParsedSecrets>,
+    parsed: Mutex<SecretCache>,
 }
 
 impl Cluster {
@@ -70,7 +79,10 @@ impl Cluster {
             legacy_secrets,
             service_accounts,
             docker_config,
-            parsed: Mutex::new(HashMap::new()),
+            parsed: Mutex::new(SecretCache {
+                entries: HashMap::new(),
+                prune_at: MIN_PRUNE_AT,
+            }),
         }
     }
 
@@ -87,17 +99,23 @@ impl Cluster {
 
     fn pull_secret(&self, namespace: &str, name: &str) -> Option<Arc<DockerConfig>> {
         let key = ObjectRef::new(name).within(namespace);
-        let (secret, field) = match self.secrets.get(&key) {
-            Some(s) => (s, ".dockerconfigjson"),
-            None => (self.legacy_secrets.get(&key)?, ".dockercfg"),
-        };
-        let version = secret.meta().resource_version.clone();
         let cache_key = (namespace.to_owned(), name.to_owned());
         let mut parsed = match self.parsed.lock() {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some((v, config)) = parsed.get(&cache_key)
+        let (secret, field) = match self.secrets.get(&key) {
+            Some(s) => (s, ".dockerconfigjson"),
+            None => match self.legacy_secrets.get(&key) {
+                Some(s) => (s, ".dockercfg"),
+                None => {
+                    parsed.entries.remove(&cache_key);
+                    return None;
+                }
+            },
+        };
+        let version = secret.meta().resource_version.clone();
+        if let Some((v, config)) = parsed.entries.get(&cache_key)
             && *v == version
         {
             return config.clone();
@@ -126,8 +144,20 @@ impl Cluster {
                 None
             }
         };
-        parsed.insert(cache_key, (version, config.clone()));
+        parsed.entries.insert(cache_key, (version, config.clone()));
+        if parsed.entries.len() > parsed.prune_at {
+            self.prune(&mut parsed);
+        }
         config
+    }
+
+    /// Forgets parsed secrets that were deleted; amortized, as it runs when the cache doubles.
+    fn prune(&self, cache: &mut SecretCache) {
+        cache.entries.retain(|(namespace, name), _| {
+            let key = ObjectRef::new(name).within(namespace);
+            self.secrets.get(&key).is_some() || self.legacy_secrets.get(&key).is_some()
+        });
+        cache.prune_at = (cache.entries.len() * 2).max(MIN_PRUNE_AT);
     }
 }
 
@@ -337,5 +367,53 @@ mod tests {
             "default",
         );
         assert_eq!(user(&k, "r.example").as_deref(), Some("other-pod"));
+    }
+
+    #[test]
+    fn deleted_secrets_leave_the_parsed_cache() {
+        let (secrets, mut writer) = reflector::store::<Secret>();
+        let (legacy, _legacy_writer) = reflector::store::<Secret>();
+        let (accounts, _sa_writer) = reflector::store::<ServiceAccount>();
+        let c = Cluster::from_stores(None, secrets, legacy, accounts, None);
+        let cached = || c.parsed.lock().unwrap().entries.len();
+        let names = |round: usize| (0..70).map(move |i| format!("s{round}-{i}"));
+        let plant = |writer: &mut reflector::store::Writer<Secret>, name: &str, delete: bool| {
+            let s = secret(
+                "apps",
+                name,
+                ".dockerconfigjson",
+                docker_json("r.example", name),
+            );
+            writer.apply_watcher_event(&if delete {
+                Event::Delete(s)
+            } else {
+                Event::Apply(s)
+            });
+        };
+
+        plant(&mut writer, "gone", false);
+        let k = c.keychain("apps", &["gone".to_owned()], "default");
+        assert_eq!(user(&k, "r.example").as_deref(), Some("gone"));
+        assert_eq!(cached(), 1);
+        // Asked for again after its deletion: forgotten at once.
+        plant(&mut writer, "gone", true);
+        let k = c.keychain("apps", &["gone".to_owned()], "default");
+        assert_eq!(user(&k, "r.example"), None);
+        assert_eq!(cached(), 0);
+
+        // Never asked for again: swept out as the cache grows.
+        for name in names(0) {
+            plant(&mut writer, &name, false);
+            c.keychain("apps", &[name], "default");
+        }
+        assert_eq!(cached(), 70);
+        for name in names(0) {
+            plant(&mut writer, &name, true);
+        }
+        for name in names(1) {
+            plant(&mut writer, &name, false);
+            c.keychain("apps", &[name], "default");
+        }
+        assert_eq!(cached(), 70);
     }
 }
