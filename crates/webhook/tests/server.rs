@@ -373,3 +373,55 @@ async fn excess_reviews_are_answered_at_once_as_overloaded() {
     );
     drop(silent);
 }
+
+/// A hand-written ClientHello offering only `version` (no supported_versions extension).
+fn client_hello(version: [u8; 2]) -> Vec<u8> {
+    let mut body = version.to_vec();
+    body.extend_from_slice(&[7u8; 32]); // random
+    body.push(0); // no session id
+    body.extend_from_slice(&[0, 4, 0x00, 0x2f, 0xc0, 0x13]); // two CBC suites of that era
+    body.extend_from_slice(&[1, 0]); // null compression
+    let mut handshake = vec![1, 0, (body.len() >> 8) as u8, body.len() as u8];
+    handshake.extend_from_slice(&body);
+    let mut record = vec![
+        0x16,
+        3,
+        1,
+        (handshake.len() >> 8) as u8,
+        handshake.len() as u8,
+    ];
+    record.extend_from_slice(&handshake);
+    record
+}
+
+#[tokio::test]
+async fn only_tls_1_2_and_1_3_are_spoken() {
+    use std::io::{Read, Write};
+    let server = Server::start("");
+    for version in [[3, 1], [3, 2]] {
+        let mut tcp = std::net::TcpStream::connect(server.addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.write_all(&client_hello(version)).unwrap();
+        let mut answer = [0u8; 7];
+        tcp.read_exact(&mut answer).unwrap();
+        // A fatal alert, not a ServerHello.
+        assert_eq!(
+            answer[0], 0x15,
+            "TLS {version:?} was not refused: {answer:?}"
+        );
+        assert_eq!(answer[5], 2, "{answer:?}");
+    }
+    for version in [
+        reqwest::tls::Version::TLS_1_2,
+        reqwest::tls::Version::TLS_1_3,
+    ] {
+        let client = server
+            .client()
+            .min_tls_version(version)
+            .max_tls_version(version)
+            .build()
+            .unwrap();
+        let r = client.get(server.url("/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{version:?}");
+    }
+}
