@@ -7,6 +7,9 @@
 //! `BENCH_VERIFIED_COLD_REQUESTS` (30),
 //! `BENCH_BURST` (1000), `BENCH_IDLE_SECONDS` (60), `BENCH_CLIENT_THREADS` (2),
 //! `BENCH_OUT` (results file), `TAGPIN_COSIGN_V2` (cosign, for the verified runs).
+//!
+//! `bench load URL CA_PEM BODY_FILE h1|h2 [SECONDS] [CONCURRENCY]` only drives one body at
+//! a running tagpin (for profiling it) and prints the outcome.
 
 mod access_log;
 mod images;
@@ -83,5 +86,49 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the load generator's runtime")?;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("load") {
+        return runtime.block_on(load_only(&args[1..], settings.connections));
+    }
     runtime.block_on(scenarios::run(settings))
+}
+
+/// `bench load`: one closed-loop run of one body, for profiling a running tagpin.
+async fn load_only(args: &[String], connections: usize) -> anyhow::Result<()> {
+    let usage = "usage: bench load URL CA_PEM BODY_FILE h1|h2 [SECONDS] [CONCURRENCY]";
+    let [url, ca, body, proto, rest @ ..] = args else {
+        anyhow::bail!(usage);
+    };
+    let protocol = match proto.as_str() {
+        "h1" => load::Protocol::Http1,
+        "h2" => load::Protocol::Http2,
+        _ => anyhow::bail!(usage),
+    };
+    let seconds: f64 = rest.first().map_or(Ok(5.0), |s| s.parse())?;
+    let concurrency: usize = rest.get(1).map_or(Ok(connections), |s| s.parse())?;
+    let ca = std::fs::read(ca).with_context(|| format!("reading {ca}"))?;
+    let body = bytes::Bytes::from(std::fs::read(body).with_context(|| format!("reading {body}"))?);
+    let target = load::Target::new(url, &ca, protocol, load::Expect::Allowed)?;
+    let bodies: load::Bodies = std::sync::Arc::new(move |_| body.clone());
+    let mut out = load::closed_loop(
+        &target,
+        concurrency,
+        Duration::from_secs_f64(seconds),
+        None,
+        &bodies,
+    )
+    .await;
+    let l = stats::Latency::of(&mut out.latencies);
+    println!(
+        "{} requests, {} errors, {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms{}",
+        out.requests(),
+        out.errors,
+        out.rps(),
+        l.p50,
+        l.p99,
+        out.first_error
+            .map(|e| format!(" (first error: {e})"))
+            .unwrap_or_default()
+    );
+    Ok(())
 }

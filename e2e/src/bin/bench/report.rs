@@ -35,6 +35,12 @@ pub struct Row {
 }
 
 impl Row {
+    /// tagpin's CPU time per request, in microseconds: unlike req/s, it does not depend
+    /// on how much of the machine other processes take.
+    pub fn cpu_per_request_us(&self) -> f64 {
+        self.cpu_seconds * 1e6 / (self.requests.max(1) as f64)
+    }
+
     /// The JSON form written to results.json.
     pub fn to_json(&self) -> Value {
         json!({
@@ -48,6 +54,7 @@ impl Row {
             "latency": self.latency.to_json(),
             "tagpin_peak_rss_mib": round3(self.peak_rss_mib),
             "tagpin_cpu_seconds": round3(self.cpu_seconds),
+            "tagpin_cpu_us_per_request": round3(self.cpu_per_request_us()),
             "client_cpu_seconds": round3(self.client_cpu_seconds),
             "registry_manifest_requests": self.manifests.to_json(),
         })
@@ -95,11 +102,11 @@ impl Budget {
 /// The results table in Markdown.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | proto | load | requests | errors | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | tagpin peak RSS MiB | tagpin CPU s | client CPU s | manifest HEAD/GET by tag |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| scenario | proto | load | requests | errors | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | tagpin peak RSS MiB | tagpin CPU s | tagpin CPU µs/req | client CPU s | manifest HEAD/GET by tag |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {:.2} | {:.2} | {}/{} |\n",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {:.2} | {:.0} | {:.2} | {}/{} |\n",
             r.scenario,
             r.protocol,
             r.load,
@@ -112,6 +119,7 @@ pub fn table(rows: &[Row]) -> String {
             r.latency.p999,
             r.peak_rss_mib,
             r.cpu_seconds,
+            r.cpu_per_request_us(),
             r.client_cpu_seconds,
             r.manifests.head,
             r.manifests.get,

@@ -46,7 +46,8 @@ impl Load {
             (Load::Closed { concurrency, .. }, Protocol::Http2) => {
                 format!("1 conn, {concurrency} streams")
             }
-            (Load::Open { rate }, _) => format!("{rate:.0}/s"),
+            (Load::Open { rate }, Protocol::Http1) => format!("{rate:.0}/s"),
+            (Load::Open { rate }, Protocol::Http2) => format!("{rate:.0}/s, 1 conn"),
             (Load::Burst { n }, _) => format!("{n} at once"),
         }
     }
@@ -124,7 +125,8 @@ impl Bench {
                 load::closed_loop(&target, concurrency, duration, limit, bodies).await
             }
             Load::Open { rate } => {
-                load::open_loop(&target, rate, self.settings.duration, bodies).await
+                let c = self.settings.connections;
+                load::open_loop(&target, rate, c, self.settings.duration, bodies).await
             }
             Load::Burst { n } => load::burst(&target, n, bodies).await,
         };
@@ -390,7 +392,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &prefix,
         closed,
         rate,
-        serial(n),
+        serial(settings.verified_cold_requests),
     )
     .await;
     if let Err(e) = &verified {
@@ -570,8 +572,14 @@ fn budgets(
         out.push(Budget::new(
             &format!("warm throughput ({p})"),
             ">= 10000 req/s",
-            warm.map(|r| format!("{:.0} req/s", r.rps))
-                .unwrap_or_default(),
+            warm.map(|r| {
+                format!(
+                    "{:.0} req/s ({:.0} µs tagpin CPU per request)",
+                    r.rps,
+                    r.cpu_per_request_us()
+                )
+            })
+            .unwrap_or_default(),
             warm.map(|r| r.rps >= 10_000.0 && r.errors == 0),
         ));
         let at_rate = find(rows, "warm", p, &format!("{:.0}/s", settings.rate));
@@ -621,10 +629,12 @@ fn budgets(
         let v = find(rows, "verified warm", p, max_prefix);
         let measured = match (warm, v) {
             (Some(w), Some(v)) => format!(
-                "{:.0} vs {:.0} req/s ({:+.1}%)",
+                "{:.0} vs {:.0} req/s ({:+.1}%); {:.0} vs {:.0} µs CPU per request",
                 v.rps,
                 w.rps,
-                (v.rps / w.rps - 1.0) * 100.0
+                (v.rps / w.rps - 1.0) * 100.0,
+                v.cpu_per_request_us(),
+                w.cpu_per_request_us()
             ),
             _ => "not available".to_owned(),
         };
