@@ -82,6 +82,9 @@ pub enum ReviewError {
     /// Another API version.
     #[error("unsupported AdmissionReview apiVersion {0:?}; tagpin answers admission.k8s.io/v1")]
     Version(String),
+    /// Another kind of object than an AdmissionReview.
+    #[error("expected kind AdmissionReview, not {0:?}")]
+    Kind(String),
 }
 
 /// Parses an AdmissionReview body into the request it carries.
@@ -90,6 +93,10 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Revi
         serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
     if review.types.api_version != "admission.k8s.io/v1" {
         return Err(ReviewError::Version(review.types.api_version));
+    }
+    // The response echoes the request's kind; only an AdmissionReview gets one.
+    if review.types.kind != "AdmissionReview" {
+        return Err(ReviewError::Kind(review.types.kind));
     }
     review.try_into().map_err(|_| ReviewError::NoRequest)
 }

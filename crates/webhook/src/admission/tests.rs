@@ -666,6 +666,13 @@ async fn malformed_reviews_are_errors() {
             .await,
         Err(ReviewError::Version(_))
     ));
+    let misspelt = String::from_utf8(review_body("Pod", "CREATE", None, &json!({})))
+        .unwrap()
+        .replace("\"AdmissionReview\"", "\"AdmissionRevue\"");
+    assert!(matches!(
+        h.admitter.review(misspelt.as_bytes()).await,
+        Err(ReviewError::Kind(k)) if k == "AdmissionRevue"
+    ));
 }
 
 #[tokio::test]
