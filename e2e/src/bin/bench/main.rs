@@ -8,8 +8,9 @@
 //! `BENCH_BURST` (1000), `BENCH_IDLE_SECONDS` (60), `BENCH_CLIENT_THREADS` (2),
 //! `BENCH_OUT` (results file), `TAGPIN_COSIGN_V2` (cosign, for the verified runs).
 //!
-//! `bench load URL CA_PEM BODY_FILE h1|h2 [SECONDS] [CONCURRENCY]` only drives one body at
-//! a running tagpin (for profiling it) and prints the outcome.
+//! `bench load URL CA_PEM BODY h1|h2 [SECONDS] [CONCURRENCY]` only drives load at a running
+//! tagpin (for profiling it) and prints the outcome: BODY is one review file sent over and
+//! over, or a directory of review files each sent once.
 
 mod access_log;
 mod images;
@@ -95,7 +96,7 @@ fn main() -> anyhow::Result<()> {
 
 /// `bench load`: one closed-loop run of one body, for profiling a running tagpin.
 async fn load_only(args: &[String], connections: usize) -> anyhow::Result<()> {
-    let usage = "usage: bench load URL CA_PEM BODY_FILE h1|h2 [SECONDS] [CONCURRENCY]";
+    let usage = "usage: bench load URL CA_PEM BODY_FILE_OR_DIR h1|h2 [SECONDS] [CONCURRENCY]";
     let [url, ca, body, proto, rest @ ..] = args else {
         anyhow::bail!(usage);
     };
@@ -107,14 +108,30 @@ async fn load_only(args: &[String], connections: usize) -> anyhow::Result<()> {
     let seconds: f64 = rest.first().map_or(Ok(5.0), |s| s.parse())?;
     let concurrency: usize = rest.get(1).map_or(Ok(connections), |s| s.parse())?;
     let ca = std::fs::read(ca).with_context(|| format!("reading {ca}"))?;
-    let body = bytes::Bytes::from(std::fs::read(body).with_context(|| format!("reading {body}"))?);
+    // A directory holds one body per request (e.g. cold ones), sent once each in name order.
+    let files: Vec<PathBuf> = if std::path::Path::new(body).is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(body)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        files.sort();
+        files
+    } else {
+        vec![PathBuf::from(body)]
+    };
+    let mut all = Vec::new();
+    for f in &files {
+        all.push(bytes::Bytes::from(
+            std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+        ));
+    }
+    let limit = (all.len() > 1).then_some(all.len() as u64);
     let target = load::Target::new(url, &ca, protocol, load::Expect::Allowed)?;
-    let bodies: load::Bodies = std::sync::Arc::new(move |_| body.clone());
+    let bodies: load::Bodies = std::sync::Arc::new(move |n| all[n as usize % all.len()].clone());
     let mut out = load::closed_loop(
         &target,
         concurrency,
         Duration::from_secs_f64(seconds),
-        None,
+        limit,
         &bodies,
     )
     .await;
