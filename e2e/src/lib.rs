@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod cosign;
 pub mod env;
+pub mod fake_registry;
 pub mod logs;
 pub mod registry;
 pub mod tagpin;

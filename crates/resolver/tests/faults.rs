@@ -5,93 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use tagpin_e2e::fake_registry::{
+    DIGEST_A, FakeRegistry, MANIFEST, MANIFEST_TYPE, Reply, http, is_head,
+};
 use tagpin_resolver::{
     ImageReference, Keychain, RegistrySettings, ResolveError, Resolver, ResolverConfig,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
-
-/// What the fake registry answers to the n-th manifest request (`/v2/` pings get 200).
-type Script = Arc<dyn Fn(usize, &str) -> Reply + Send + Sync>;
-
-enum Reply {
-    /// Write these bytes and close.
-    Raw(Vec<u8>),
-    /// Accept and never answer.
-    Silence,
-}
-
-fn http(status: &str, headers: &[(&str, String)], body: &[u8], head: bool) -> Reply {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    if !head {
-        bytes.extend_from_slice(body);
-    }
-    Reply::Raw(bytes)
-}
-
-struct FakeRegistry {
-    addr: String,
-    manifest_requests: Arc<AtomicUsize>,
-}
-
-async fn fake_registry(script: Script) -> FakeRegistry {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let count = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&count);
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = listener.accept().await {
-            let (script, counter) = (Arc::clone(&script), Arc::clone(&counter));
-            tokio::spawn(serve(conn, script, counter));
-        }
-    });
-    FakeRegistry {
-        addr,
-        manifest_requests: count,
-    }
-}
-
-async fn serve(mut conn: TcpStream, script: Script, counter: Arc<AtomicUsize>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&buf).to_string();
-    let request_line = head.lines().next().unwrap_or_default().to_owned();
-    let reply = if request_line.contains("/manifests/") {
-        let n = counter.fetch_add(1, Ordering::SeqCst);
-        script(n, &request_line)
-    } else {
-        http("200 OK", &[], b"{}", request_line.starts_with("HEAD"))
-    };
-    match reply {
-        Reply::Raw(bytes) => {
-            let _ = conn.write_all(&bytes).await;
-            let _ = conn.shutdown().await;
-        }
-        Reply::Silence => {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        }
-    }
-}
 
 fn resolver(addr: &str, deadline: f64) -> Resolver {
     let mut c = ResolverConfig::default();
@@ -119,13 +40,9 @@ async fn resolve(
     (r, started.elapsed())
 }
 
-fn is_head(line: &str) -> bool {
-    line.starts_with("HEAD")
-}
-
 #[tokio::test]
 async fn accepted_but_never_answered_times_out_within_the_deadline() {
-    let reg = fake_registry(Arc::new(|_, _| Reply::Silence)).await;
+    let reg = FakeRegistry::start(Arc::new(|_, _| Reply::Silence)).await;
     let (r, took) = resolve(&reg, 1.0).await;
     let err = r.unwrap_err();
     assert!(matches!(err, ResolveError::TimedOut { .. }), "{err}");
@@ -140,7 +57,7 @@ async fn server_errors_are_retried_then_reported_with_the_status() {
         "502 Bad Gateway",
         "503 Service Unavailable",
     ] {
-        let reg = fake_registry(Arc::new(move |_, line| {
+        let reg = FakeRegistry::start(Arc::new(move |_, line| {
             http(
                 status,
                 &[],
@@ -156,17 +73,14 @@ async fn server_errors_are_retried_then_reported_with_the_status() {
             matches!(err, ResolveError::Registry { status, .. } if status == code),
             "{err}"
         );
-        assert!(
-            reg.manifest_requests.load(Ordering::SeqCst) > 1,
-            "{status} was not retried"
-        );
+        assert!(reg.requests() > 1, "{status} was not retried");
         assert!(took < Duration::from_secs(3), "took {took:?}");
     }
 }
 
 #[tokio::test]
 async fn transient_errors_recover_within_the_deadline() {
-    let reg = fake_registry(Arc::new(|n, line| {
+    let reg = FakeRegistry::start(Arc::new(|n, line| {
         if n < 2 {
             http("503 Service Unavailable", &[], b"", is_head(line))
         } else {
@@ -174,10 +88,7 @@ async fn transient_errors_recover_within_the_deadline() {
                 "200 OK",
                 &[
                     ("Docker-Content-Digest", DIGEST_A.into()),
-                    (
-                        "Content-Type",
-                        "application/vnd.oci.image.manifest.v1+json".into(),
-                    ),
+                    ("Content-Type", MANIFEST_TYPE.into()),
                 ],
                 b"",
                 true,
@@ -187,12 +98,12 @@ async fn transient_errors_recover_within_the_deadline() {
     .await;
     let (r, _) = resolve(&reg, 5.0).await;
     assert_eq!(r.unwrap().digest.to_string(), DIGEST_A);
-    assert_eq!(reg.manifest_requests.load(Ordering::SeqCst), 3);
+    assert_eq!(reg.requests(), 3);
 }
 
 #[tokio::test]
 async fn rate_limits_honour_retry_after_only_while_the_deadline_allows() {
-    let reg = fake_registry(Arc::new(|n, line| {
+    let reg = FakeRegistry::start(Arc::new(|n, line| {
         if n == 0 {
             http(
                 "429 Too Many Requests",
@@ -217,7 +128,7 @@ async fn rate_limits_honour_retry_after_only_while_the_deadline_allows() {
         "Retry-After was not honoured: {took:?}"
     );
 
-    let reg = fake_registry(Arc::new(|_, line| {
+    let reg = FakeRegistry::start(Arc::new(|_, line| {
         http(
             "429 Too Many Requests",
             &[("Retry-After", "60".into())],
@@ -241,7 +152,7 @@ async fn rate_limits_honour_retry_after_only_while_the_deadline_allows() {
 
 #[tokio::test]
 async fn unauthorized_on_every_attempt() {
-    let reg = fake_registry(Arc::new(|_, line| {
+    let reg = FakeRegistry::start(Arc::new(|_, line| {
         http(
             "401 Unauthorized",
             &[("WWW-Authenticate", r#"Basic realm="fake""#.into())],
@@ -264,7 +175,7 @@ async fn malformed_digest_header_is_rejected() {
         "SHA256:AAAA",
         "garbage",
     ] {
-        let reg = fake_registry(Arc::new(move |_, _| {
+        let reg = FakeRegistry::start(Arc::new(move |_, _| {
             http(
                 "200 OK",
                 &[("Docker-Content-Digest", bad.into())],
@@ -286,14 +197,11 @@ async fn malformed_digest_header_is_rejected() {
 #[tokio::test]
 async fn header_that_contradicts_the_body_is_rejected() {
     // No digest on HEAD, so tagpin GETs and hashes; the GET's header names another digest.
-    let reg = fake_registry(Arc::new(|_, line| {
+    let reg = FakeRegistry::start(Arc::new(|_, line| {
         if is_head(line) {
             http(
                 "200 OK",
-                &[(
-                    "Content-Type",
-                    "application/vnd.oci.image.manifest.v1+json".into(),
-                )],
+                &[("Content-Type", MANIFEST_TYPE.into())],
                 b"",
                 true,
             )
@@ -315,13 +223,10 @@ async fn header_that_contradicts_the_body_is_rejected() {
 
 #[tokio::test]
 async fn missing_header_means_get_and_hash() {
-    let reg = fake_registry(Arc::new(|_, line| {
+    let reg = FakeRegistry::start(Arc::new(|_, line| {
         http(
             "200 OK",
-            &[(
-                "Content-Type",
-                "application/vnd.oci.image.manifest.v1+json".into(),
-            )],
+            &[("Content-Type", MANIFEST_TYPE.into())],
             MANIFEST.as_bytes(),
             is_head(line),
         )
@@ -333,23 +238,16 @@ async fn missing_header_means_get_and_hash() {
         r.digest,
         tagpin_resolver::Digest::sha256(MANIFEST.as_bytes())
     );
-    assert_eq!(
-        reg.manifest_requests.load(Ordering::SeqCst),
-        2,
-        "one HEAD, one GET"
-    );
+    assert_eq!(reg.requests(), 2, "one HEAD, one GET");
 }
 
 #[tokio::test]
 async fn oversized_manifest_is_rejected() {
-    let reg = fake_registry(Arc::new(|_, line| {
+    let reg = FakeRegistry::start(Arc::new(|_, line| {
         let body = vec![b' '; 5 * 1024 * 1024];
         http(
             "200 OK",
-            &[(
-                "Content-Type",
-                "application/vnd.oci.image.manifest.v1+json".into(),
-            )],
+            &[("Content-Type", MANIFEST_TYPE.into())],
             &body,
             is_head(line),
         )
@@ -363,7 +261,7 @@ async fn oversized_manifest_is_rejected() {
 
 #[tokio::test]
 async fn redirect_loop_is_rejected() {
-    let reg = fake_registry(Arc::new(|_, line| {
+    let reg = FakeRegistry::start(Arc::new(|_, line| {
         let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
         http(
             "307 Temporary Redirect",
@@ -382,7 +280,7 @@ async fn redirect_loop_is_rejected() {
 
 #[tokio::test]
 async fn connection_dropped_mid_body_is_an_error() {
-    let reg = fake_registry(Arc::new(|_, line| {
+    let reg = FakeRegistry::start(Arc::new(|_, line| {
         if is_head(line) {
             http("200 OK", &[], b"", true)
         } else {
@@ -405,13 +303,7 @@ async fn connection_dropped_mid_body_is_an_error() {
 
 #[tokio::test]
 async fn refused_connection_is_unreachable() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    drop(listener);
-    let reg = FakeRegistry {
-        addr,
-        manifest_requests: Arc::default(),
-    };
+    let reg = FakeRegistry::refusing();
     let (r, _) = resolve(&reg, 2.0).await;
     let err = r.unwrap_err();
     assert!(matches!(err, ResolveError::Unreachable { .. }), "{err}");

@@ -12,80 +12,21 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::{Server, pod, review};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tagpin_e2e::fake_registry::{
+    DIGEST_A, FakeRegistry, MANIFEST, MANIFEST_TYPE, Reply, http, is_head,
+};
 
-const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
-const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// tagpin's admission deadline in these tests; the resolver gives up a little earlier.
 const DEADLINE_SECONDS: u64 = 5;
 
-/// What the fake registry answers to a manifest request line (`/v2/` pings get 200).
+/// What the fake registry answers to a manifest request line.
 type Script = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
-
-enum Reply {
-    /// Write these bytes and close.
-    Raw(Vec<u8>),
-    /// Accept and never answer.
-    Silence,
-}
-
-fn http(status: &str, headers: &[(&str, String)], body: &[u8], head: bool) -> Reply {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    if !head {
-        bytes.extend_from_slice(body);
-    }
-    Reply::Raw(bytes)
-}
-
-fn is_head(line: &str) -> bool {
-    line.starts_with("HEAD")
-}
 
 /// Starts a fake plain-HTTP registry answering manifest requests with `script`.
 async fn fake_registry(script: Script) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = listener.accept().await {
-            tokio::spawn(serve(conn, script.clone()));
-        }
-    });
-    addr
-}
-
-async fn serve(mut conn: TcpStream, script: Script) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&buf).to_string();
-    let line = head.lines().next().unwrap_or_default().to_owned();
-    let reply = if line.contains("/manifests/") {
-        script(&line)
-    } else {
-        http("200 OK", &[], b"{}", is_head(&line))
-    };
-    match reply {
-        Reply::Raw(bytes) => {
-            let _ = conn.write_all(&bytes).await;
-            let _ = conn.shutdown().await;
-        }
-        Reply::Silence => tokio::time::sleep(Duration::from_secs(60)).await,
-    }
+    FakeRegistry::start(Arc::new(move |_, line| script(line)))
+        .await
+        .addr
 }
 
 /// One fault: where the registry is, whether it speaks plain HTTP, and what the denial must say.
@@ -353,9 +294,7 @@ async fn registry_faults_are_answered_before_the_deadline_and_never_pinned() {
         )
         .await,
     );
-    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let refused_addr = refused.local_addr().unwrap().to_string();
-    drop(refused);
+    let refused_addr = FakeRegistry::refusing().addr;
     faults.push(Fault {
         name: "refused connection",
         registry: refused_addr,

@@ -1,0 +1,121 @@
+//! A misbehaving registry the tests control: plain HTTP on loopback, answering each
+//! manifest request with scripted raw bytes (or never), and `/v2/` pings with 200.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A digest no manifest has.
+pub const DIGEST_A: &str =
+    "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+/// The media type of [`MANIFEST`].
+pub const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// A valid, empty OCI image manifest.
+pub const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
+
+/// What to answer to the n-th manifest request, given its request line.
+pub type Script = Arc<dyn Fn(usize, &str) -> Reply + Send + Sync>;
+
+/// One scripted answer.
+pub enum Reply {
+    /// Write these bytes and close.
+    Raw(Vec<u8>),
+    /// Accept and never answer.
+    Silence,
+}
+
+/// An HTTP/1.1 answer that closes the connection; `head` leaves the body out.
+pub fn http(status: &str, headers: &[(&str, String)], body: &[u8], head: bool) -> Reply {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    if !head {
+        bytes.extend_from_slice(body);
+    }
+    Reply::Raw(bytes)
+}
+
+/// True for a HEAD request line.
+pub fn is_head(line: &str) -> bool {
+    line.starts_with("HEAD")
+}
+
+/// A running fake registry.
+pub struct FakeRegistry {
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    /// Manifest requests received so far.
+    pub manifest_requests: Arc<AtomicUsize>,
+}
+
+impl FakeRegistry {
+    /// Starts a registry answering manifest requests with `script`.
+    pub async fn start(script: Script) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("bound address").to_string();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&count);
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(serve(conn, Arc::clone(&script), Arc::clone(&counter)));
+            }
+        });
+        Self {
+            addr,
+            manifest_requests: count,
+        }
+    }
+
+    /// An address where nothing listens.
+    pub fn refusing() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().expect("bound address").to_string();
+        drop(listener);
+        Self {
+            addr,
+            manifest_requests: Arc::default(),
+        }
+    }
+
+    /// Manifest requests received so far.
+    pub fn requests(&self) -> usize {
+        self.manifest_requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve(mut conn: TcpStream, script: Script, counter: Arc<AtomicUsize>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let line = head.lines().next().unwrap_or_default().to_owned();
+    let reply = if line.contains("/manifests/") {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        script(n, &line)
+    } else {
+        http("200 OK", &[], b"{}", is_head(&line))
+    };
+    match reply {
+        Reply::Raw(bytes) => {
+            let _ = conn.write_all(&bytes).await;
+            let _ = conn.shutdown().await;
+        }
+        Reply::Silence => tokio::time::sleep(Duration::from_secs(60)).await,
+    }
+}
