@@ -30,6 +30,15 @@ pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Why retrying stopped before the deadline.
+#[derive(Debug, Clone, Copy)]
+pub enum GaveUp {
+    /// The registry's `Retry-After` reaches past the deadline.
+    RetryAfter(Duration),
+    /// tagpin's own backoff after this many failed attempts would pass the deadline.
+    Attempts(u32),
+}
+
 /// What one request is about, for error messages.
 #[derive(Debug, Clone)]
 pub struct RequestContext<'a> {
@@ -105,6 +114,7 @@ impl RegistryClient {
         let scope = format!("repository:{}:pull", ctx.repository);
         let mut backoff = FIRST_BACKOFF;
         let mut authenticated_once = false;
+        let mut attempts = 0u32;
         self.learn_challenge(ctx).await?;
         self.authenticate_up_front(&scope, ctx).await?;
         loop {
@@ -144,10 +154,16 @@ impl RegistryClient {
                     } else {
                         RequestResult::ServerError
                     });
-                let wait = retry_after(res.headers()).unwrap_or(backoff);
+                attempts += 1;
+                let asked = retry_after(res.headers());
+                let wait = asked.unwrap_or(backoff);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 if Instant::now() + wait >= ctx.deadline {
-                    return Err(self.status_error(res, ctx, Some(wait)).await);
+                    let gave_up = match asked {
+                        Some(wait) => GaveUp::RetryAfter(wait),
+                        None => GaveUp::Attempts(attempts),
+                    };
+                    return Err(self.status_error(res, ctx, Some(gave_up)).await);
                 }
                 tokio::time::sleep(wait).await;
                 continue;
@@ -162,7 +178,7 @@ impl RegistryClient {
         &self,
         res: reqwest::Response,
         ctx: &RequestContext<'_>,
-        gave_up_waiting: Option<Duration>,
+        gave_up: Option<GaveUp>,
     ) -> ResolveError {
         let status = res.status();
         let registry = self.host().to_owned();
@@ -184,11 +200,19 @@ impl RegistryClient {
                 let body = read_limited(res, 64 * 1024).await.unwrap_or_default();
                 let mut cause = registry_message(&body)
                     .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
-                if let Some(wait) = gave_up_waiting {
-                    cause = format!(
-                        "{cause}; the registry asked to retry after {:.1}s, past the deadline",
-                        wait.as_secs_f64()
-                    );
+                match gave_up {
+                    Some(GaveUp::RetryAfter(wait)) => {
+                        cause = format!(
+                            "{cause}; the registry asked to retry after {:.1}s, past the deadline",
+                            wait.as_secs_f64()
+                        );
+                    }
+                    Some(GaveUp::Attempts(n)) => {
+                        cause = format!(
+                            "{cause}; gave up after {n} attempt(s), the next retry would pass the deadline"
+                        );
+                    }
+                    None => {}
                 }
                 ResolveError::Registry {
                     image,
