@@ -73,6 +73,7 @@ async fn server_errors_are_retried_then_reported_with_the_status() {
             matches!(err, ResolveError::Registry { status, .. } if status == code),
             "{err}"
         );
+        assert!(err.to_string().contains("gave up after"), "{err}");
         assert!(reg.requests() > 1, "{status} was not retried");
         assert!(took < Duration::from_secs(3), "took {took:?}");
     }
