@@ -86,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
         .runtime
         .block_on(h.admitter.review(data))
         .expect("a parsed review is answered");
-    let encoded = encode_review(&review).expect("a response AdmissionReview always encodes");
+    let encoded = encode_review(review.clone()).expect("a response AdmissionReview always encodes");
     let answer: serde_json::Value = serde_json::from_slice(&encoded).expect("the response is JSON");
     assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(answer["kind"], "AdmissionReview");

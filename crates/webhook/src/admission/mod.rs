@@ -104,18 +104,21 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Revi
 /// Encodes a response AdmissionReview as the API server's Go types do: the patch as a
 /// base64 string (kube serializes the bytes as a JSON array of numbers).
 pub fn encode_review(
-    review: &AdmissionReview<DynamicObject>,
+    mut review: AdmissionReview<DynamicObject>,
 ) -> Result<Vec<u8>, serde_json::Error> {
     use base64::Engine as _;
-    let mut value = serde_json::to_value(review)?;
-    if let Some(patch) = value.pointer_mut("/response/patch")
-        && let Some(bytes) = patch.as_array().map(|a| {
-            a.iter()
-                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                .collect::<Vec<u8>>()
-        })
-    {
-        *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    // kube serialises patch bytes as a JSON array of numbers; the API server wants base64.
+    // Take the bytes out first so the response never round-trips through one number per byte.
+    let patch = review.response.as_mut().and_then(|r| r.patch.take());
+    let mut value = serde_json::to_value(&review)?;
+    if let (Some(bytes), Some(response)) = (
+        patch,
+        value.get_mut("response").and_then(Value::as_object_mut),
+    ) {
+        response.insert(
+            "patch".to_owned(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        );
     }
     serde_json::to_vec(&value)
 }

@@ -208,7 +208,7 @@ impl Answer {
 
 async fn run(h: &Harness, body: &[u8]) -> Answer {
     let (review, decision) = h.admitter.review(body).await.unwrap();
-    let encoded: Value = serde_json::from_slice(&encode_review(&review).unwrap()).unwrap();
+    let encoded: Value = serde_json::from_slice(&encode_review(review.clone()).unwrap()).unwrap();
     let response = encoded["response"].clone();
     Answer { response, decision }
 }

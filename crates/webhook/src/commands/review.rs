@@ -31,7 +31,7 @@ pub async fn run(config: Option<&Path>, input: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot answer {}", input.display()))?;
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&crate::admission::encode_review(&review)?)?;
+    stdout.write_all(&crate::admission::encode_review(review)?)?;
     writeln!(stdout)?;
     Ok(())
 }

@@ -46,6 +46,10 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
+        // Small AdmissionReview answers must not wait for delayed ACKs (HTTP/2 tails of ~40 ms).
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
         let acceptor = tls.acceptor();
         let state = state.clone();
         let watcher = graceful.watcher();

@@ -142,7 +142,7 @@ async fn mutate(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes
     for verdict in &decision.verdicts {
         state.metrics.verdict(verdict);
     }
-    match crate::admission::encode_review(&decision.response.clone().into_review()) {
+    match crate::admission::encode_review(decision.response.into_review()) {
         Ok(json) => Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")
