@@ -209,7 +209,7 @@ impl Resolver {
         self.inner.client(host, credential.cloned())
     }
 
-    /// A request context for `image` with this resolver's deadline.
+    /// How long one lookup may take, retries and mirrors included.
     pub fn deadline(&self) -> Duration {
         self.inner.config.timeouts.deadline()
     }
