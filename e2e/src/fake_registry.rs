@@ -119,3 +119,125 @@ async fn serve(mut conn: TcpStream, script: Script, counter: Arc<AtomicUsize>) {
         Reply::Silence => tokio::time::sleep(Duration::from_secs(60)).await,
     }
 }
+
+/// Registry faults as scripts, shared by the resolver's and the webhook's fault tests.
+pub mod faults {
+    use std::sync::Arc;
+
+    use super::{DIGEST_A, MANIFEST, MANIFEST_TYPE, Reply, Script, http, is_head};
+
+    /// Accepts every connection and never answers.
+    pub fn silence() -> Script {
+        Arc::new(|_, _| Reply::Silence)
+    }
+
+    /// Answers every manifest request with `status` (e.g. `503 Service Unavailable`).
+    pub fn status_forever(status: &'static str) -> Script {
+        Arc::new(move |_, line| {
+            http(
+                status,
+                &[],
+                br#"{"errors":[{"code":"UNAVAILABLE","message":"backend down"}]}"#,
+                is_head(line),
+            )
+        })
+    }
+
+    /// 429 with `Retry-After: seconds` on every attempt.
+    pub fn rate_limited(seconds: &'static str) -> Script {
+        Arc::new(move |_, line| {
+            http(
+                "429 Too Many Requests",
+                &[("Retry-After", seconds.into())],
+                b"",
+                is_head(line),
+            )
+        })
+    }
+
+    /// 401 with a Basic challenge on every attempt.
+    pub fn unauthorized() -> Script {
+        Arc::new(|_, line| {
+            http(
+                "401 Unauthorized",
+                &[("WWW-Authenticate", r#"Basic realm="fake""#.into())],
+                b"",
+                is_head(line),
+            )
+        })
+    }
+
+    /// 200 with `value` as the `Docker-Content-Digest` header.
+    pub fn malformed_digest(value: &'static str) -> Script {
+        Arc::new(move |_, _| {
+            http(
+                "200 OK",
+                &[("Docker-Content-Digest", value.into())],
+                b"",
+                true,
+            )
+        })
+    }
+
+    /// No digest on HEAD; the GET's digest header names other content than its body.
+    pub fn contradicting_digest() -> Script {
+        Arc::new(|_, line| {
+            if is_head(line) {
+                http(
+                    "200 OK",
+                    &[("Content-Type", MANIFEST_TYPE.into())],
+                    b"",
+                    true,
+                )
+            } else {
+                http(
+                    "200 OK",
+                    &[("Docker-Content-Digest", DIGEST_A.into())],
+                    MANIFEST.as_bytes(),
+                    false,
+                )
+            }
+        })
+    }
+
+    /// A 5 MiB manifest, without a digest header.
+    pub fn oversized_manifest() -> Script {
+        Arc::new(|_, line| {
+            http(
+                "200 OK",
+                &[("Content-Type", MANIFEST_TYPE.into())],
+                &vec![b' '; 5 * 1024 * 1024],
+                is_head(line),
+            )
+        })
+    }
+
+    /// Redirects every manifest request to itself.
+    pub fn redirect_loop() -> Script {
+        Arc::new(|_, line| {
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            http(
+                "307 Temporary Redirect",
+                &[("Location", path)],
+                b"",
+                is_head(line),
+            )
+        })
+    }
+
+    /// HEAD without a digest; the GET promises 5000 bytes and closes after 40.
+    pub fn dropped_mid_body() -> Script {
+        Arc::new(|_, line| {
+            if is_head(line) {
+                http("200 OK", &[], b"", true)
+            } else {
+                let mut bytes = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {MANIFEST_TYPE}\r\nContent-Length: 5000\r\n\r\n"
+                )
+                .into_bytes();
+                bytes.extend_from_slice(&MANIFEST.as_bytes()[..40]);
+                Reply::Raw(bytes)
+            }
+        })
+    }
+}

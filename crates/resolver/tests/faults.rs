@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tagpin_e2e::fake_registry::{
-    DIGEST_A, FakeRegistry, MANIFEST, MANIFEST_TYPE, Reply, http, is_head,
+    DIGEST_A, FakeRegistry, MANIFEST, MANIFEST_TYPE, faults, http, is_head,
 };
 use tagpin_resolver::{
     ImageReference, Keychain, RegistrySettings, ResolveError, Resolver, ResolverConfig,
@@ -42,7 +42,7 @@ async fn resolve(
 
 #[tokio::test]
 async fn accepted_but_never_answered_times_out_within_the_deadline() {
-    let reg = FakeRegistry::start(Arc::new(|_, _| Reply::Silence)).await;
+    let reg = FakeRegistry::start(faults::silence()).await;
     let (r, took) = resolve(&reg, 1.0).await;
     let err = r.unwrap_err();
     assert!(matches!(err, ResolveError::TimedOut { .. }), "{err}");
@@ -57,15 +57,7 @@ async fn server_errors_are_retried_then_reported_with_the_status() {
         "502 Bad Gateway",
         "503 Service Unavailable",
     ] {
-        let reg = FakeRegistry::start(Arc::new(move |_, line| {
-            http(
-                status,
-                &[],
-                br#"{"errors":[{"code":"UNAVAILABLE","message":"backend down"}]}"#,
-                is_head(line),
-            )
-        }))
-        .await;
+        let reg = FakeRegistry::start(faults::status_forever(status)).await;
         let (r, took) = resolve(&reg, 1.5).await;
         let err = r.unwrap_err();
         let code: u16 = status[..3].parse().unwrap();
@@ -129,15 +121,7 @@ async fn rate_limits_honour_retry_after_only_while_the_deadline_allows() {
         "Retry-After was not honoured: {took:?}"
     );
 
-    let reg = FakeRegistry::start(Arc::new(|_, line| {
-        http(
-            "429 Too Many Requests",
-            &[("Retry-After", "60".into())],
-            b"",
-            is_head(line),
-        )
-    }))
-    .await;
+    let reg = FakeRegistry::start(faults::rate_limited("60")).await;
     let (r, took) = resolve(&reg, 2.0).await;
     let err = r.unwrap_err();
     assert!(
@@ -153,15 +137,7 @@ async fn rate_limits_honour_retry_after_only_while_the_deadline_allows() {
 
 #[tokio::test]
 async fn unauthorized_on_every_attempt() {
-    let reg = FakeRegistry::start(Arc::new(|_, line| {
-        http(
-            "401 Unauthorized",
-            &[("WWW-Authenticate", r#"Basic realm="fake""#.into())],
-            b"",
-            is_head(line),
-        )
-    }))
-    .await;
+    let reg = FakeRegistry::start(faults::unauthorized()).await;
     let (r, _) = resolve(&reg, 2.0).await;
     let err = r.unwrap_err();
     assert!(matches!(err, ResolveError::Unauthorized { .. }), "{err}");
@@ -176,15 +152,7 @@ async fn malformed_digest_header_is_rejected() {
         "SHA256:AAAA",
         "garbage",
     ] {
-        let reg = FakeRegistry::start(Arc::new(move |_, _| {
-            http(
-                "200 OK",
-                &[("Docker-Content-Digest", bad.into())],
-                b"",
-                true,
-            )
-        }))
-        .await;
+        let reg = FakeRegistry::start(faults::malformed_digest(bad)).await;
         let (r, _) = resolve(&reg, 2.0).await;
         let err = r.unwrap_err();
         assert!(
@@ -198,24 +166,7 @@ async fn malformed_digest_header_is_rejected() {
 #[tokio::test]
 async fn header_that_contradicts_the_body_is_rejected() {
     // No digest on HEAD, so tagpin GETs and hashes; the GET's header names another digest.
-    let reg = FakeRegistry::start(Arc::new(|_, line| {
-        if is_head(line) {
-            http(
-                "200 OK",
-                &[("Content-Type", MANIFEST_TYPE.into())],
-                b"",
-                true,
-            )
-        } else {
-            http(
-                "200 OK",
-                &[("Docker-Content-Digest", DIGEST_A.into())],
-                MANIFEST.as_bytes(),
-                false,
-            )
-        }
-    }))
-    .await;
+    let reg = FakeRegistry::start(faults::contradicting_digest()).await;
     let (r, _) = resolve(&reg, 2.0).await;
     let err = r.unwrap_err();
     assert!(matches!(err, ResolveError::InvalidResponse { .. }), "{err}");
@@ -244,16 +195,7 @@ async fn missing_header_means_get_and_hash() {
 
 #[tokio::test]
 async fn oversized_manifest_is_rejected() {
-    let reg = FakeRegistry::start(Arc::new(|_, line| {
-        let body = vec![b' '; 5 * 1024 * 1024];
-        http(
-            "200 OK",
-            &[("Content-Type", MANIFEST_TYPE.into())],
-            &body,
-            is_head(line),
-        )
-    }))
-    .await;
+    let reg = FakeRegistry::start(faults::oversized_manifest()).await;
     let (r, _) = resolve(&reg, 5.0).await;
     let err = r.unwrap_err();
     assert!(matches!(err, ResolveError::InvalidResponse { .. }), "{err}");
@@ -262,16 +204,7 @@ async fn oversized_manifest_is_rejected() {
 
 #[tokio::test]
 async fn redirect_loop_is_rejected() {
-    let reg = FakeRegistry::start(Arc::new(|_, line| {
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        http(
-            "307 Temporary Redirect",
-            &[("Location", path)],
-            b"",
-            is_head(line),
-        )
-    }))
-    .await;
+    let reg = FakeRegistry::start(faults::redirect_loop()).await;
     let (r, took) = resolve(&reg, 3.0).await;
     let err = r.unwrap_err();
     assert!(matches!(err, ResolveError::InvalidResponse { .. }), "{err}");
@@ -281,16 +214,7 @@ async fn redirect_loop_is_rejected() {
 
 #[tokio::test]
 async fn connection_dropped_mid_body_is_an_error() {
-    let reg = FakeRegistry::start(Arc::new(|_, line| {
-        if is_head(line) {
-            http("200 OK", &[], b"", true)
-        } else {
-            let mut bytes = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 5000\r\n\r\n".to_vec();
-            bytes.extend_from_slice(&MANIFEST.as_bytes()[..40]);
-            Reply::Raw(bytes)
-        }
-    }))
-    .await;
+    let reg = FakeRegistry::start(faults::dropped_mid_body()).await;
     let (r, _) = resolve(&reg, 2.0).await;
     let err = r.unwrap_err();
     assert!(

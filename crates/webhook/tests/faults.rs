@@ -7,27 +7,14 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::{Server, pod, review};
-use tagpin_e2e::fake_registry::{
-    DIGEST_A, FakeRegistry, MANIFEST, MANIFEST_TYPE, Reply, http, is_head,
-};
+use tagpin_e2e::fake_registry::{FakeRegistry, Script, faults};
 
 /// tagpin's admission deadline in these tests; the resolver gives up a little earlier.
 const DEADLINE_SECONDS: u64 = 5;
-
-/// What the fake registry answers to a manifest request line.
-type Script = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
-
-/// Starts a fake plain-HTTP registry answering manifest requests with `script`.
-async fn fake_registry(script: Script) -> String {
-    FakeRegistry::start(Arc::new(move |_, line| script(line)))
-        .await
-        .addr
-}
 
 /// One fault: where the registry is, whether it speaks plain HTTP, and what the denial must say.
 struct Fault {
@@ -40,7 +27,7 @@ struct Fault {
 async fn scripted(name: &'static str, cause: &'static [&'static str], script: Script) -> Fault {
     Fault {
         name,
-        registry: fake_registry(script).await,
+        registry: FakeRegistry::start(script).await.addr,
         plain_http: true,
         cause,
     }
@@ -149,7 +136,7 @@ async fn registry_faults_are_answered_before_the_deadline_and_never_pinned() {
         scripted(
             "accepted but never answered",
             &["did not answer within"],
-            Arc::new(|_| Reply::Silence),
+            faults::silence(),
         )
         .await,
     ];
@@ -166,27 +153,13 @@ async fn registry_faults_are_answered_before_the_deadline_and_never_pinned() {
             &["answered 503"][..],
         ),
     ] {
-        faults.push(
-            scripted(
-                name,
-                cause,
-                Arc::new(move |line| http(status, &[], b"", is_head(line))),
-            )
-            .await,
-        );
+        faults.push(scripted(name, cause, faults::status_forever(status)).await);
     }
     faults.push(
         scripted(
             "429 with Retry-After beyond the deadline",
             &["retry after 60.0s"],
-            Arc::new(|line| {
-                http(
-                    "429 Too Many Requests",
-                    &[("Retry-After", "60".into())],
-                    b"",
-                    is_head(line),
-                )
-            }),
+            faults::rate_limited("60"),
         )
         .await,
     );
@@ -194,14 +167,7 @@ async fn registry_faults_are_answered_before_the_deadline_and_never_pinned() {
         scripted(
             "401 on every attempt",
             &["unauthorized"],
-            Arc::new(|line| {
-                http(
-                    "401 Unauthorized",
-                    &[("WWW-Authenticate", r#"Basic realm="fake""#.into())],
-                    b"",
-                    is_head(line),
-                )
-            }),
+            faults::unauthorized(),
         )
         .await,
     );
@@ -209,14 +175,7 @@ async fn registry_faults_are_answered_before_the_deadline_and_never_pinned() {
         scripted(
             "malformed digest header",
             &["Docker-Content-Digest"],
-            Arc::new(|_| {
-                http(
-                    "200 OK",
-                    &[("Docker-Content-Digest", "sha256:abc".into())],
-                    b"",
-                    true,
-                )
-            }),
+            faults::malformed_digest("sha256:abc"),
         )
         .await,
     );
@@ -224,23 +183,7 @@ async fn registry_faults_are_answered_before_the_deadline_and_never_pinned() {
         scripted(
             "HEAD digest differs from the body's",
             &["does not match"],
-            Arc::new(|line| {
-                if is_head(line) {
-                    http(
-                        "200 OK",
-                        &[("Content-Type", MANIFEST_TYPE.into())],
-                        b"",
-                        true,
-                    )
-                } else {
-                    http(
-                        "200 OK",
-                        &[("Docker-Content-Digest", DIGEST_A.into())],
-                        MANIFEST.as_bytes(),
-                        false,
-                    )
-                }
-            }),
+            faults::contradicting_digest(),
         )
         .await,
     );
@@ -248,49 +191,16 @@ async fn registry_faults_are_answered_before_the_deadline_and_never_pinned() {
         scripted(
             "oversized manifest",
             &["larger than"],
-            Arc::new(|line| {
-                http(
-                    "200 OK",
-                    &[("Content-Type", MANIFEST_TYPE.into())],
-                    &vec![b' '; 5 * 1024 * 1024],
-                    is_head(line),
-                )
-            }),
+            faults::oversized_manifest(),
         )
         .await,
     );
-    faults.push(
-        scripted(
-            "redirect loop",
-            &["redirect"],
-            Arc::new(|line| {
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                http(
-                    "307 Temporary Redirect",
-                    &[("Location", path)],
-                    b"",
-                    is_head(line),
-                )
-            }),
-        )
-        .await,
-    );
+    faults.push(scripted("redirect loop", &["redirect"], faults::redirect_loop()).await);
     faults.push(
         scripted(
             "connection dropped mid-body",
             &["sent an invalid answer", "unreachable"],
-            Arc::new(|line| {
-                if is_head(line) {
-                    http("200 OK", &[], b"", true)
-                } else {
-                    let mut bytes = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: {MANIFEST_TYPE}\r\nContent-Length: 5000\r\n\r\n"
-                    )
-                    .into_bytes();
-                    bytes.extend_from_slice(&MANIFEST.as_bytes()[..40]);
-                    Reply::Raw(bytes)
-                }
-            }),
+            faults::dropped_mid_body(),
         )
         .await,
     );
