@@ -42,6 +42,20 @@ pub struct Platform {
     pub os: &'static str,
 }
 
+impl Platform {
+    /// The two platforms multi-arch test images are built for.
+    pub const AMD64_AND_ARM64: [Platform; 2] = [
+        Platform {
+            architecture: "amd64",
+            os: "linux",
+        },
+        Platform {
+            architecture: "arm64",
+            os: "linux",
+        },
+    ];
+}
+
 /// What a push created.
 #[derive(Debug, Clone)]
 pub struct PushedImage {

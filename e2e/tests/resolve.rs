@@ -63,18 +63,8 @@ async fn digest_is_the_registrys_and_head_is_enough() {
 async fn multi_arch_tag_pins_the_index_digest() {
     let reg = TestRegistry::tls();
     let repo = format!("resolve/multi-{}", unique_suffix());
-    let platforms = [
-        Platform {
-            architecture: "amd64",
-            os: "linux",
-        },
-        Platform {
-            architecture: "arm64",
-            os: "linux",
-        },
-    ];
     let pushed = reg
-        .push_index(&repo, "2.0", "multi", &platforms)
+        .push_index(&repo, "2.0", "multi", &Platform::AMD64_AND_ARM64)
         .await
         .unwrap();
     let resolver = Resolver::new(config(&reg, vec![], 30.0)).unwrap();
@@ -102,10 +92,12 @@ async fn moved_tag_is_cached_until_the_ttl_then_re_resolved() {
     assert_ne!(first.digest, second.digest);
 
     let r2 = resolver.resolve(&img, &keys).await.unwrap();
-    if started.elapsed() < Duration::from_millis(1400) {
-        assert!(r2.cached, "second lookup inside the TTL comes from cache");
-        assert_eq!(r2.digest.to_string(), first.digest);
-    }
+    // Inside the TTL the old digest comes from cache; only a slow machine gets past it here.
+    assert!(
+        (r2.cached && r2.digest.to_string() == first.digest)
+            || started.elapsed() >= Duration::from_millis(1500),
+        "a lookup inside the TTL must be the cached digest"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

@@ -193,18 +193,8 @@ async fn written_digests_are_kept_and_multi_arch_pins_the_index() {
     let registry = TestRegistry::tls();
     let app = push(&registry, "kept", "1.0").await;
     let repo = format!("e2e/multi-{}", unique_suffix());
-    let platforms = [
-        Platform {
-            architecture: "amd64",
-            os: "linux",
-        },
-        Platform {
-            architecture: "arm64",
-            os: "linux",
-        },
-    ];
     let multi = registry
-        .push_index(&repo, "2.0", "multi", &platforms)
+        .push_index(&repo, "2.0", "multi", &Platform::AMD64_AND_ARM64)
         .await
         .unwrap();
     let tagpin = tagpin("").await;

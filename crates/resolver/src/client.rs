@@ -488,13 +488,6 @@ impl RegistryClient {
                 cause: "too many redirects".into(),
             };
         }
-        if e.is_connect() {
-            return ResolveError::Unreachable {
-                image,
-                registry,
-                cause: error_chain(e),
-            };
-        }
         ResolveError::Unreachable {
             image,
             registry,
