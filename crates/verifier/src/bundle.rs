@@ -33,6 +33,21 @@ struct MaterialJson {
     x509_certificate_chain: Option<ChainJson>,
     #[serde(default)]
     tlog_entries: Vec<TlogEntryJson>,
+    #[serde(default)]
+    timestamp_verification_data: Option<TimestampDataJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TimestampDataJson {
+    #[serde(default)]
+    rfc3161_timestamps: Vec<SignedTimestampJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedTimestampJson {
+    signed_timestamp: String,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +236,13 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
         .map(tlog_entry)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{origin}: {e}"))?;
+    let timestamps = vm
+        .timestamp_verification_data
+        .iter()
+        .flat_map(|t| &t.rfc3161_timestamps)
+        .map(|t| b64(&t.signed_timestamp, "signed timestamp"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{origin}: {e}"))?;
     match (&b.message_signature, &b.dsse_envelope) {
         (Some(ms), None) => {
             let message_digest = ms
@@ -242,6 +264,7 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
                     certificate,
                     chain: certs,
                     tlog,
+                    timestamps,
                     claims: Claims::ManifestSignature,
                 }],
                 message_digest,
@@ -254,8 +277,12 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
                 env.signatures.iter().map(|s| s.sig.as_str()),
             )
             .map_err(|e| format!("{origin}: {e}"))?;
+            let mut evidence = envelope_evidence(origin, &envelope, certificate, certs, tlog);
+            for ev in &mut evidence {
+                ev.timestamps = timestamps.clone();
+            }
             Ok(Parsed {
-                evidence: envelope_evidence(origin, &envelope, certificate, certs, tlog),
+                evidence,
                 message_digest: None,
             })
         }

@@ -157,6 +157,7 @@ pub fn signature_evidence(
         certificate,
         chain,
         tlog,
+        timestamps: Vec::new(),
         claims,
     })
 }
@@ -197,6 +198,7 @@ pub fn envelope_evidence(
             certificate: certificate.clone(),
             chain: chain.clone(),
             tlog: tlog.clone(),
+            timestamps: Vec::new(),
             claims: claims.clone(),
         })
         .collect()

@@ -40,6 +40,8 @@ pub struct Evidence {
     pub chain: Vec<Vec<u8>>,
     /// Transparency-log entries shipped with the signature.
     pub tlog: Vec<TlogEntry>,
+    /// RFC 3161 signed timestamps over the signature (DER), unverified.
+    pub timestamps: Vec<Vec<u8>>,
     /// What the signature says it signs.
     pub claims: Claims,
 }

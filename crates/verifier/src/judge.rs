@@ -11,6 +11,8 @@ use crate::policy::{
 };
 use crate::rekor::{self, Expected};
 use crate::repository::same_repository;
+use crate::timestamp;
+use crate::trust_root::TrustRoot;
 
 /// The image being verified.
 #[derive(Debug, Clone, Copy)]
@@ -194,7 +196,8 @@ fn judge(
             return Err(miss(4, last));
         }
     }
-    // 5. Certificate chain and identity, at signing time.
+    // 5. Certificate chain and identity, at every time the signature is
+    // proven to have existed: the log's and each trusted timestamp's.
     match (&auth.signer, cert) {
         (Signer::Key(k), _) => Ok(k.fingerprint()),
         (
@@ -211,15 +214,21 @@ fn judge(
                     format!("{}: certificate is not for code signing", ev.origin),
                 ));
             }
-            let at = signed_at.unwrap_or(t.now);
-            if at < cert.not_before || at > cert.not_after {
-                return Err(miss(
-                    5,
-                    format!("{}: certificate was not valid at signing time", ev.origin),
-                ));
+            let mut times: Vec<i64> = signed_at.into_iter().collect();
+            times.extend(timestamps(ev, roots));
+            if times.is_empty() {
+                times.push(t.now);
             }
-            certificate::verify_chain(&cert.der, &ev.chain, roots, at)
-                .map_err(|e| miss(5, format!("{}: {e}", ev.origin)))?;
+            for at in times {
+                if at < cert.not_before || at > cert.not_after {
+                    return Err(miss(
+                        5,
+                        format!("{}: certificate was not valid at signing time", ev.origin),
+                    ));
+                }
+                certificate::verify_chain(&cert.der, &ev.chain, roots, at)
+                    .map_err(|e| miss(5, format!("{}: {e}", ev.origin)))?;
+            }
             let Some(cert_issuer) = &cert.issuer else {
                 return Err(miss(
                     6,
@@ -251,6 +260,15 @@ fn judge(
         }
         (Signer::Identity { .. }, None) => Err(miss(1, "certificate missing")),
     }
+}
+
+/// Times vouched for by the signature's RFC 3161 timestamps. A timestamp no
+/// authority of `root` signed, or one over another signature, proves nothing
+/// and is left out; it cannot make a signature pass.
+fn timestamps<'a>(ev: &'a Evidence, root: &'a TrustRoot) -> impl Iterator<Item = i64> + 'a {
+    ev.timestamps
+        .iter()
+        .filter_map(|ts| timestamp::verify(ts, &ev.signature, root).ok())
 }
 
 /// The outcome of an authority set: the signers, or why it was not satisfied.

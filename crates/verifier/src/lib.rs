@@ -33,6 +33,7 @@ pub mod rekor;
 pub mod repository;
 pub mod simple_signing;
 pub mod source;
+pub mod timestamp;
 pub mod trust_root;
 pub mod verdict;
 pub mod verifier;

@@ -84,7 +84,15 @@ pub fn verify_entry(
         trusted_time = Some(entry.integrated_time);
     }
     match &entry.inclusion {
-        Some(proof) => verify_inclusion(&body, proof, &key.key)?,
+        Some(proof) => {
+            // Entries naming the log by its signed-note ID (Rekor v2) must
+            // come with a checkpoint of that very log.
+            let origin = key
+                .origin
+                .as_deref()
+                .filter(|_| key.checkpoint_id.as_deref() == Some(entry.log_id.as_slice()));
+            verify_inclusion(&body, proof, &key.key, origin)?
+        }
         None if entry.set.is_none() => {
             return Err(
                 "transparency log entry has neither a signed entry timestamp nor an inclusion proof"
@@ -163,6 +171,7 @@ fn verify_inclusion(
     body: &[u8],
     proof: &InclusionProof,
     key: &crate::keys::PublicKey,
+    origin: Option<&str>,
 ) -> Result<(), String> {
     let root = root_from_inclusion(
         proof.log_index,
@@ -173,7 +182,7 @@ fn verify_inclusion(
     if root != proof.root_hash {
         return Err("inclusion proof does not lead to the stated root hash".into());
     }
-    let (size, cp_root) = verify_checkpoint(&proof.checkpoint, key)?;
+    let (size, cp_root) = verify_checkpoint(&proof.checkpoint, key, origin)?;
     if size != proof.tree_size || cp_root != proof.root_hash {
         return Err("checkpoint does not match the inclusion proof's tree".into());
     }
@@ -181,7 +190,11 @@ fn verify_inclusion(
 }
 
 /// Verifies a signed note checkpoint; returns its tree size and root hash.
-fn verify_checkpoint(note: &str, key: &crate::keys::PublicKey) -> Result<(u64, Vec<u8>), String> {
+fn verify_checkpoint(
+    note: &str,
+    key: &crate::keys::PublicKey,
+    origin: Option<&str>,
+) -> Result<(u64, Vec<u8>), String> {
     let (text, sigs) = note
         .split_once("\n\n")
         .ok_or_else(|| "checkpoint is not a signed note".to_string())?;
@@ -189,6 +202,14 @@ fn verify_checkpoint(note: &str, key: &crate::keys::PublicKey) -> Result<(u64, V
     let lines: Vec<&str> = text.lines().collect();
     if lines.len() < 3 {
         return Err("checkpoint has fewer than three lines".into());
+    }
+    if let Some(origin) = origin
+        && lines[0] != origin
+    {
+        return Err(format!(
+            "checkpoint is for log {:?}, not {origin:?}",
+            lines[0]
+        ));
     }
     let size: u64 = lines[1]
         .parse()

@@ -36,6 +36,11 @@ pub struct CertificateAuthority {
 pub struct TlogKey {
     /// The log ID: SHA-256 of the key's SPKI DER.
     pub log_id: Vec<u8>,
+    /// The log's ID in signed-note form (what Rekor v2 entries carry), when
+    /// the trust root names the log's URL.
+    pub checkpoint_id: Option<Vec<u8>>,
+    /// The origin line the log's checkpoints carry, with `checkpoint_id`.
+    pub origin: Option<String>,
     /// The log's signing key.
     pub key: PublicKey,
     /// When entries signed by this key are accepted.
@@ -49,6 +54,9 @@ pub struct TrustRoot {
     pub authorities: Vec<CertificateAuthority>,
     /// Keys whose signed entry timestamps and checkpoints are trusted.
     pub tlog_keys: Vec<TlogKey>,
+    /// RFC 3161 timestamp authorities: each chain starts with the signing
+    /// certificate and ends with the root.
+    pub timestamp_authorities: Vec<CertificateAuthority>,
 }
 
 /// Why a trust root could not be loaded.
@@ -63,11 +71,15 @@ struct TrustedRootJson {
     tlogs: Vec<TlogJson>,
     #[serde(default)]
     certificate_authorities: Vec<CaJson>,
+    #[serde(default)]
+    timestamp_authorities: Vec<CaJson>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TlogJson {
+    #[serde(default)]
+    base_url: Option<String>,
     public_key: PublicKeyJson,
     log_id: LogIdJson,
 }
@@ -89,13 +101,15 @@ struct LogIdJson {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CaJson {
+    #[serde(default)]
     cert_chain: CertChainJson,
     #[serde(default)]
     valid_for: Option<ValidForJson>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct CertChainJson {
+    #[serde(default)]
     certificates: Vec<RawBytesJson>,
 }
 
@@ -136,6 +150,51 @@ fn b64(s: &str, what: &str) -> Result<Vec<u8>, TrustRootError> {
         .map_err(|e| TrustRootError(format!("{what} is not valid base64: {e}")))
 }
 
+fn authority(ca: &CaJson, what: &str) -> Result<CertificateAuthority, TrustRootError> {
+    let chain = ca
+        .cert_chain
+        .certificates
+        .iter()
+        .map(|c| b64(&c.raw_bytes, "certificate"))
+        .collect::<Result<Vec<_>, _>>()?;
+    if chain.is_empty() {
+        return Err(TrustRootError(format!("{what} has an empty certChain")));
+    }
+    Ok(CertificateAuthority {
+        chain,
+        valid_for: window(ca.valid_for.as_ref())?,
+    })
+}
+
+/// A log's checkpoint origin: its URL without scheme or trailing slash.
+fn origin(base_url: &str) -> &str {
+    let rest = base_url.split_once("://").map_or(base_url, |(_, r)| r);
+    rest.trim_end_matches('/')
+}
+
+/// The C2SP signed-note key ID of a log key: SHA-256 over the origin, a
+/// newline, the signature type (0x01 Ed25519, 0x02 ECDSA) and the key.
+fn checkpoint_key_id(origin: &str, key: &PublicKey) -> Vec<u8> {
+    const ED25519_SPKI_PREFIX: &[u8] = &[
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(origin.as_bytes());
+    h.update(b"\n");
+    match key.spki_der().strip_prefix(ED25519_SPKI_PREFIX) {
+        Some(raw) => {
+            h.update([0x01]);
+            h.update(raw);
+        }
+        None => {
+            h.update([0x02]);
+            h.update(key.spki_der());
+        }
+    }
+    h.finalize().to_vec()
+}
+
 impl TrustRoot {
     /// Parses a Sigstore `trusted_root.json` document (no network access).
     pub fn from_trusted_root_json(bytes: &[u8]) -> Result<Self, TrustRootError> {
@@ -143,28 +202,31 @@ impl TrustRoot {
             .map_err(|e| TrustRootError(format!("not a Sigstore trusted_root.json: {e}")))?;
         let mut root = TrustRoot::default();
         for ca in &doc.certificate_authorities {
-            let chain = ca
-                .cert_chain
-                .certificates
-                .iter()
-                .map(|c| b64(&c.raw_bytes, "certificate"))
-                .collect::<Result<Vec<_>, _>>()?;
-            if chain.is_empty() {
-                return Err(TrustRootError(
-                    "a certificate authority has an empty certChain".into(),
-                ));
-            }
-            root.authorities.push(CertificateAuthority {
-                chain,
-                valid_for: window(ca.valid_for.as_ref())?,
-            });
+            root.authorities
+                .push(authority(ca, "a certificate authority")?);
+        }
+        for tsa in &doc.timestamp_authorities {
+            // An authority without certificates can vouch for nothing; it is
+            // kept so that it can never lend its validity to another's stamp.
+            root.timestamp_authorities
+                .push(if tsa.cert_chain.certificates.is_empty() {
+                    CertificateAuthority {
+                        chain: Vec::new(),
+                        valid_for: window(tsa.valid_for.as_ref())?,
+                    }
+                } else {
+                    authority(tsa, "a timestamp authority")?
+                });
         }
         for tlog in &doc.tlogs {
             let der = b64(&tlog.public_key.raw_bytes, "transparency log key")?;
             let key = PublicKey::from_spki_der(&der)
                 .map_err(|e| TrustRootError(format!("transparency log key: {e}")))?;
+            let origin = tlog.base_url.as_deref().map(origin);
             root.tlog_keys.push(TlogKey {
                 log_id: b64(&tlog.log_id.key_id, "transparency log ID")?,
+                checkpoint_id: origin.map(|o| checkpoint_key_id(o, &key)),
+                origin: origin.map(str::to_owned),
                 key,
                 valid_for: window(tlog.public_key.valid_for.as_ref())?,
             });
@@ -209,6 +271,8 @@ impl TrustRoot {
         let log_id = sha2::Sha256::digest(key.spki_der()).to_vec();
         self.tlog_keys.push(TlogKey {
             log_id,
+            checkpoint_id: None,
+            origin: None,
             key,
             valid_for: Window::default(),
         });
@@ -217,6 +281,8 @@ impl TrustRoot {
 
     /// The Rekor key with this log ID, if trusted.
     pub fn tlog_key(&self, log_id: &[u8]) -> Option<&TlogKey> {
-        self.tlog_keys.iter().find(|k| k.log_id == log_id)
+        self.tlog_keys
+            .iter()
+            .find(|k| k.log_id == log_id || k.checkpoint_id.as_deref() == Some(log_id))
     }
 }

@@ -19,12 +19,25 @@ const ISSUER: &str = "https://token.actions.githubusercontent.com";
 /// trust root (or the public-good root), the way the suite's harness does.
 fn verify_case(case: &str, bundle: &[u8], digest: &str) -> Result<Vec<String>, String> {
     let dir = fixture_path(&format!("conformance/{case}"));
-    let has_key = std::path::Path::new(&format!("{dir}/key.pub")).exists();
     let root = if std::path::Path::new(&format!("{dir}/trusted_root.json")).exists() {
         format!("{dir}/trusted_root.json")
+    } else if case.starts_with("rekor2-") {
+        // The suite runs its Rekor v2 cases against the staging instance.
+        fixture_path("conformance/trusted_root.staging.json")
     } else {
         fixture_path("conformance/trusted_root.public_good.json")
     };
+    verify_with_root(case, bundle, digest, &root)
+}
+
+fn verify_with_root(
+    case: &str,
+    bundle: &[u8],
+    digest: &str,
+    root: &str,
+) -> Result<Vec<String>, String> {
+    let dir = fixture_path(&format!("conformance/{case}"));
+    let has_key = std::path::Path::new(&format!("{dir}/key.pub")).exists();
     let authority = if has_key {
         format!("key: {{file: \"{dir}/key.pub\"}}\n          trustRoot: root")
     } else {
@@ -119,4 +132,143 @@ fn public_good_bundle_fails_once_altered() {
     )
     .unwrap_err();
     assert!(err.contains("certificate subject"), "{err}");
+}
+
+/// Every `_fail` case vendored, with what its failure must be about.
+#[test]
+fn failing_cases_fail_for_their_reason() {
+    let cases = [
+        // The envelope signature is another key's.
+        (
+            "dsse-with-hashedrekord-invalid-sig_fail",
+            HAPPY_DIGEST,
+            "does not verify with its certificate",
+        ),
+        (
+            "rekor2-dsse-invalid-sig_fail",
+            A_TXT,
+            "does not verify with its certificate",
+        ),
+        // A valid envelope, but not the one the log recorded.
+        (
+            "dsse-with-hashedrekord-mismatch-envelope_fail",
+            HAPPY_DIGEST,
+            "transparency log entry",
+        ),
+        (
+            "rekor2-dsse-mismatch-envelope_fail",
+            A_TXT,
+            "transparency log entry",
+        ),
+        // The same payload signed again: the log holds the other signature.
+        (
+            "dsse-with-hashedrekord-mismatch-sig_fail",
+            HAPPY_DIGEST,
+            "transparency log entry",
+        ),
+        (
+            "rekor2-dsse-mismatch-sig_fail",
+            A_TXT,
+            "transparency log entry",
+        ),
+        // cosign's legacy bundle with a swapped log entry is not a Sigstore
+        // bundle at all; tagpin never reads that format.
+        (
+            "cve-2022-36056-swapped-tlog-entry_fail",
+            A_TXT,
+            "not a Sigstore bundle",
+        ),
+    ];
+    for (case, digest, reason) in cases {
+        let err = verify_case(case, &bundle(case), digest).unwrap_err();
+        assert!(err.contains(reason), "{case}: {err}");
+    }
+}
+
+const REKOR2: &str = "rekor2-dsse-happy-path";
+
+#[test]
+fn rekor_v2_dsse_with_timestamp_verifies() {
+    let signers = verify_case(REKOR2, &bundle(REKOR2), A_TXT).unwrap();
+    assert_eq!(signers, vec![format!("{ISSUER}/{IDENTITY}")]);
+    // Another artifact: rejected.
+    let other = format!("sha256:{}", "0".repeat(64));
+    assert!(verify_case(REKOR2, &bundle(REKOR2), &other).is_err());
+}
+
+#[test]
+fn rekor_v2_bundle_fails_once_altered() {
+    let original: serde_json::Value = serde_json::from_slice(&bundle(REKOR2)).unwrap();
+    let check = |b: &serde_json::Value, reason: &str| {
+        let err = verify_case(REKOR2, &serde_json::to_vec(b).unwrap(), A_TXT).unwrap_err();
+        assert!(err.contains(reason), "{err}");
+    };
+    // The timestamp is the only proof of when the short-lived certificate
+    // signed: without it, the certificate is judged now, long expired.
+    let mut b = original.clone();
+    b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"] =
+        serde_json::json!([]);
+    check(&b, "certificate was not valid at signing time");
+    // A timestamp whose signed content was altered proves nothing.
+    let mut b = original.clone();
+    let ts = &mut b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]["signedTimestamp"];
+    let mut der = STANDARD.decode(ts.as_str().unwrap()).unwrap();
+    // The generation time's last digit, inside the signed TSTInfo.
+    let at = der
+        .windows(15)
+        .position(|w| w == b"20250725195304Z")
+        .unwrap();
+    der[at + 13] = b'5';
+    *ts = STANDARD.encode(&der).into();
+    check(&b, "certificate was not valid at signing time");
+    // A checkpoint for another log origin.
+    let mut b = original.clone();
+    let cp = &mut b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]["envelope"];
+    *cp = cp
+        .as_str()
+        .unwrap()
+        .replacen(
+            "log2025-alpha1.rekor.sigstage.dev\n",
+            "log2025-alpha9.rekor.sigstage.dev\n",
+            1,
+        )
+        .into();
+    check(&b, "checkpoint is for log");
+    // The public-good root does not know the staging log.
+    let err = verify_with_root(
+        REKOR2,
+        &bundle(REKOR2),
+        A_TXT,
+        &fixture_path("conformance/trusted_root.public_good.json"),
+    )
+    .unwrap_err();
+    assert!(err.contains("is not in the trust root"), "{err}");
+}
+
+#[test]
+fn public_good_timestamp_verifies() {
+    use tagpin_verifier::timestamp;
+    use tagpin_verifier::trust_root::TrustRoot;
+    let b: serde_json::Value = serde_json::from_slice(&bundle(HAPPY)).unwrap();
+    let field = |p: &str| {
+        STANDARD
+            .decode(b.pointer(p).unwrap().as_str().unwrap())
+            .unwrap()
+    };
+    let ts = field(
+        "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0/signedTimestamp",
+    );
+    let sig = field("/dsseEnvelope/signatures/0/sig");
+    let root =
+        TrustRoot::from_trusted_root_json(&fixture("conformance/trusted_root.public_good.json"))
+            .unwrap();
+    // 2026-05-13T19:47:33Z, from timestamp.sigstore.dev.
+    assert_eq!(timestamp::verify(&ts, &sig, &root), Ok(1_778_701_653));
+    let err = timestamp::verify(&ts, b"another signature", &root).unwrap_err();
+    assert!(err.contains("not over this signature"), "{err}");
+    let staging =
+        TrustRoot::from_trusted_root_json(&fixture("conformance/trusted_root.staging.json"))
+            .unwrap();
+    let err = timestamp::verify(&ts, &sig, &staging).unwrap_err();
+    assert!(err.contains("not from a trusted authority"), "{err}");
 }
