@@ -175,6 +175,27 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Completes a message-signature bundle with the SHA-256 digest of the
+    /// signed artifact when its bytes are not at hand; fails when the digest
+    /// is not the bundle's message digest.
+    pub fn with_digest(mut self, sha256: &[u8]) -> Result<Vec<Evidence>, String> {
+        if let Some(md) = &self.message_digest {
+            if md.algorithm != "SHA2_256" {
+                return Err(format!(
+                    "bundle message digest algorithm {:?} cannot be checked against a SHA-256 digest",
+                    md.algorithm
+                ));
+            }
+            if md.digest != sha256 {
+                return Err("bundle message digest does not match the signed artifact".into());
+            }
+            for ev in &mut self.evidence {
+                ev.signed_digest = Some(sha256.to_vec());
+            }
+        }
+        Ok(self.evidence)
+    }
+
     /// Completes a message-signature bundle with the signed message; fails when
     /// the message does not hash to the bundle's message digest.
     pub fn with_message(mut self, message: &[u8]) -> Result<Vec<Evidence>, String> {
@@ -259,6 +280,7 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
                 evidence: vec![Evidence {
                     origin: origin.to_owned(),
                     signed_bytes: Vec::new(),
+                    signed_digest: None,
                     tlog_payload: Vec::new(),
                     signature: b64(&ms.signature, "signature")?,
                     certificate,

@@ -1,7 +1,7 @@
 //! Verifying a standalone Sigstore bundle against an authority set: the
 //! signature, its log entry and its identity, bound to a given artifact.
 
-use tagpin_resolver::Digest;
+use tagpin_resolver::{Digest, DigestAlgorithm};
 
 use crate::bundle;
 use crate::evidence::Claims;
@@ -13,7 +13,8 @@ use crate::policy::AuthoritySet;
 pub enum Artifact<'a> {
     /// The artifact's bytes (required for message signatures).
     Bytes(&'a [u8]),
-    /// The artifact's digest (enough for DSSE statements).
+    /// The artifact's SHA-256 digest: enough for DSSE statements, and for
+    /// message signatures by keys that sign a prehashed message.
     Digest(&'a Digest),
 }
 
@@ -33,8 +34,12 @@ pub fn verify_bundle(
     };
     let evidence = match (parsed.message_digest.is_some(), artifact) {
         (true, Artifact::Bytes(b)) => parsed.with_message(b)?,
-        (true, Artifact::Digest(_)) => {
-            return Err("a message-signature bundle needs the artifact's bytes".into());
+        (true, Artifact::Digest(d)) => {
+            if d.algorithm() != DigestAlgorithm::Sha256 {
+                return Err(format!("{d} is not a SHA-256 digest"));
+            }
+            let sha256 = hex::decode(d.hex()).map_err(|e| format!("{d}: {e}"))?;
+            parsed.with_digest(&sha256)?
         }
         (false, _) => parsed.evidence,
     };

@@ -152,6 +152,7 @@ pub fn signature_evidence(
     Ok(Evidence {
         origin,
         signed_bytes: payload.clone(),
+        signed_digest: None,
         tlog_payload: payload,
         signature,
         certificate,
@@ -193,6 +194,7 @@ pub fn envelope_evidence(
                 origin.to_owned()
             },
             signed_bytes: pae.clone(),
+            signed_digest: None,
             tlog_payload: envelope.payload.clone(),
             signature: sig.clone(),
             certificate: certificate.clone(),

@@ -30,6 +30,10 @@ pub struct Evidence {
     pub origin: String,
     /// The exact bytes the signature is over (payload, or DSSE PAE).
     pub signed_bytes: Vec<u8>,
+    /// The SHA-256 of what the signature is over, when only that is known
+    /// (a message signature checked against an artifact's digest); then
+    /// `signed_bytes` is empty.
+    pub signed_digest: Option<Vec<u8>>,
     /// The payload a transparency-log entry hashes.
     pub tlog_payload: Vec<u8>,
     /// The raw signature.

@@ -6,6 +6,7 @@ use tagpin_resolver::Digest;
 
 use crate::certificate::{self, SigningCertificate};
 use crate::evidence::{COSIGN_SIGN_PREDICATE, Claims, Evidence};
+use crate::keys::PublicKey;
 use crate::policy::{
     AttestationRequirement, Authority, AuthoritySet, Combination, Signer, TlogMode,
 };
@@ -13,6 +14,7 @@ use crate::rekor::{self, Expected};
 use crate::repository::same_repository;
 use crate::timestamp;
 use crate::trust_root::TrustRoot;
+use sha2::{Digest as _, Sha256};
 
 /// The image being verified.
 #[derive(Debug, Clone, Copy)]
@@ -116,7 +118,7 @@ fn judge(
     // 1. The signature itself, with the authority's key or the certificate's.
     let cert: Option<SigningCertificate> = match &auth.signer {
         Signer::Key(key) => {
-            if !key.verifies(&ev.signed_bytes, &ev.signature) {
+            if !signature_verifies(key, ev) {
                 return Err(miss(
                     1,
                     format!(
@@ -136,7 +138,7 @@ fn judge(
             })?;
             let cert = certificate::signing_certificate(der)
                 .map_err(|e| miss(1, format!("{}: {e}", ev.origin)))?;
-            if !cert.public_key.verifies(&ev.signed_bytes, &ev.signature) {
+            if !signature_verifies(&cert.public_key, ev) {
                 return Err(miss(
                     1,
                     format!(
@@ -176,10 +178,14 @@ fn judge(
             "{}: no transparency-log entry shipped with the signature",
             ev.origin
         );
+        let signed_sha256 = match &ev.signed_digest {
+            Some(d) => d.clone(),
+            None => Sha256::digest(&ev.signed_bytes).to_vec(),
+        };
         for entry in &ev.tlog {
             let expected = Expected {
                 signature: &ev.signature,
-                signed: &ev.signed_bytes,
+                signed_sha256: &signed_sha256,
                 payload: &ev.tlog_payload,
                 verifier_der,
             };
@@ -259,6 +265,15 @@ fn judge(
             Ok(format!("{cert_issuer}/{who}"))
         }
         (Signer::Identity { .. }, None) => Err(miss(1, "certificate missing")),
+    }
+}
+
+/// Checks the signature over the signed bytes, or over their digest when
+/// only that is known.
+fn signature_verifies(key: &PublicKey, ev: &Evidence) -> bool {
+    match &ev.signed_digest {
+        Some(d) => key.verifies_prehashed(d, &ev.signature),
+        None => key.verifies(&ev.signed_bytes, &ev.signature),
     }
 }
 

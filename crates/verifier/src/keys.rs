@@ -52,6 +52,40 @@ impl PublicKey {
         &self.spki_der
     }
 
+    /// True when `signature` is this key's signature over a message whose
+    /// SHA-256 or SHA-384 is `digest` (ECDSA and RSA PKCS#1; Ed25519 signs
+    /// whole messages and never verifies this way).
+    pub fn verifies_prehashed(&self, digest: &[u8], signature: &[u8]) -> bool {
+        use aws_lc_rs::{digest, signature as sig};
+        let (hash, algs): (_, [&'static dyn sig::VerificationAlgorithm; 3]) = match digest.len() {
+            32 => (
+                &digest::SHA256,
+                [
+                    &sig::ECDSA_P256_SHA256_ASN1,
+                    &sig::ECDSA_P384_SHA256_ASN1,
+                    &sig::RSA_PKCS1_2048_8192_SHA256,
+                ],
+            ),
+            48 => (
+                &digest::SHA384,
+                [
+                    &sig::ECDSA_P384_SHA384_ASN1,
+                    &sig::ECDSA_P256_SHA384_ASN1,
+                    &sig::RSA_PKCS1_2048_8192_SHA384,
+                ],
+            ),
+            _ => return false,
+        };
+        let Ok(d) = digest::Digest::import_less_safe(digest, hash) else {
+            return false;
+        };
+        algs.iter().any(|alg| {
+            sig::UnparsedPublicKey::new(*alg, &self.spki_der)
+                .verify_digest(&d, signature)
+                .is_ok()
+        })
+    }
+
     /// True when `signature` is this key's signature over `message`.
     pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
         self.key

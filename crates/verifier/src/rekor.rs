@@ -45,10 +45,10 @@ pub struct InclusionProof {
 pub struct Expected<'a> {
     /// The signature bytes.
     pub signature: &'a [u8],
-    /// The exact bytes signed (what `hashedrekord` entries hash).
-    pub signed: &'a [u8],
+    /// SHA-256 of the exact bytes signed (what `hashedrekord` entries record).
+    pub signed_sha256: &'a [u8],
     /// The DSSE payload (what `dsse` and `intoto` entries hash); equal to
-    /// `signed` for other signatures.
+    /// the signed bytes for other signatures.
     pub payload: &'a [u8],
     /// The DER of the certificate or public key that verified the signature.
     pub verifier_der: &'a [u8],
@@ -280,13 +280,13 @@ fn verifier_v2_matches(v: &serde_json::Value, der: &[u8]) -> bool {
 }
 
 /// A v0.0.2 hash: `{algorithm: SHA2_256, digest: base64}`.
-fn hash_v2_matches(v: Option<&serde_json::Value>, bytes: &[u8]) -> bool {
+fn hash_v2_is(v: Option<&serde_json::Value>, sha256: &[u8]) -> bool {
     let Some(v) = v else { return false };
     v.get("algorithm").and_then(|a| a.as_str()) == Some("SHA2_256")
         && v.get("digest")
             .and_then(|d| d.as_str())
             .and_then(|d| STANDARD.decode(d).ok())
-            .is_some_and(|d| d == Sha256::digest(bytes).as_slice())
+            .is_some_and(|d| d == sha256)
 }
 
 /// Checks that the entry body records this signature, signer and payload.
@@ -305,7 +305,7 @@ fn check_body(body: &[u8], exp: Expected<'_>) -> Result<(), String> {
             str_field(&s, &["signature", "content"]).is_some_and(|x| sig_matches(&x, exp.signature))
                 && s.pointer("/signature/verifier")
                     .is_some_and(|x| verifier_v2_matches(x, exp.verifier_der))
-                && hash_v2_matches(s.get("data"), exp.signed)
+                && hash_v2_is(s.get("data"), exp.signed_sha256)
         }
         ("hashedrekord", _) => {
             str_field(&spec, &["signature", "content"])
@@ -313,7 +313,7 @@ fn check_body(body: &[u8], exp: Expected<'_>) -> Result<(), String> {
                 && str_field(&spec, &["signature", "publicKey", "content"])
                     .is_some_and(|k| pem_or_der_matches(&k, exp.verifier_der))
                 && str_field(&spec, &["data", "hash", "value"])
-                    .is_some_and(|h| h == sha256_hex(exp.signed))
+                    .is_some_and(|h| h == hex::encode(exp.signed_sha256))
         }
         ("dsse", "0.0.2") => {
             let s = spec.get("dsseV002").cloned().unwrap_or_default();
@@ -326,7 +326,7 @@ fn check_body(body: &[u8], exp: Expected<'_>) -> Result<(), String> {
                 str_field(x, &["content"]).is_some_and(|c| sig_matches(&c, exp.signature))
                     && x.get("verifier")
                         .is_some_and(|v| verifier_v2_matches(v, exp.verifier_der))
-            }) && hash_v2_matches(s.get("payloadHash"), exp.payload)
+            }) && hash_v2_is(s.get("payloadHash"), &Sha256::digest(exp.payload))
         }
         ("dsse", _) => {
             let sigs = spec

@@ -272,3 +272,29 @@ fn public_good_timestamp_verifies() {
     let err = timestamp::verify(&ts, &sig, &staging).unwrap_err();
     assert!(err.contains("not from a trusted authority"), "{err}");
 }
+
+const TWO_STAMPS: &str = "rekor2-multiple-timestamps-one-outside-cert-validity_fail";
+
+#[test]
+fn every_timestamp_must_fall_inside_the_certificate() {
+    // A message signature over a.txt, checked by its digest: the second of
+    // two valid timestamps was issued after the certificate expired.
+    let err = verify_case(TWO_STAMPS, &bundle(TWO_STAMPS), A_TXT).unwrap_err();
+    assert!(
+        err.contains("certificate was not valid at signing time"),
+        "{err}"
+    );
+    // With only the first timestamp, the same bundle verifies.
+    let mut b: serde_json::Value = serde_json::from_slice(&bundle(TWO_STAMPS)).unwrap();
+    let stamps = b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+        .as_array_mut()
+        .unwrap();
+    assert_eq!(stamps.len(), 2);
+    stamps.truncate(1);
+    let signers = verify_case(TWO_STAMPS, &serde_json::to_vec(&b).unwrap(), A_TXT).unwrap();
+    assert_eq!(signers, vec![format!("{ISSUER}/{IDENTITY}")]);
+    // The message digest binds the artifact.
+    let other = format!("sha256:{}", "0".repeat(64));
+    let err = verify_case(TWO_STAMPS, &serde_json::to_vec(&b).unwrap(), &other).unwrap_err();
+    assert!(err.contains("message digest does not match"), "{err}");
+}
