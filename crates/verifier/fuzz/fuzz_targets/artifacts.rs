@@ -1,6 +1,7 @@
 //! Fuzzes everything the verifier parses from a registry: Sigstore bundles,
 //! DSSE envelopes, in-toto statements, simple-signing payloads, manifests and
-//! certificates. None may panic, whatever the registry serves.
+//! certificates, RFC 3161 timestamps. None may panic, whatever the registry
+//! serves.
 
 #![no_main]
 
@@ -11,11 +12,22 @@ use tagpin_verifier::cosign_v2::Manifest;
 use tagpin_verifier::dsse::Envelope;
 use tagpin_verifier::intoto::Statement;
 use tagpin_verifier::simple_signing::SimpleSigning;
+use tagpin_verifier::timestamp;
+use tagpin_verifier::trust_root::TrustRoot;
+
+static ROOT: std::sync::LazyLock<TrustRoot> = std::sync::LazyLock::new(|| {
+    TrustRoot::from_trusted_root_json(include_bytes!(
+        "../../tests/fixtures/conformance/trusted_root.staging.json"
+    ))
+    .unwrap_or_default()
+});
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(parsed) = bundle::parse("fuzz", data) {
+        let _ = parsed.clone().with_digest(&data[..data.len().min(32)]);
         let _ = parsed.with_message(data);
     }
+    let _ = timestamp::verify(data, b"signature", &ROOT);
     if let Ok(envelope) = Envelope::parse(data) {
         let _ = Statement::parse(&envelope.payload);
         let _ = envelope.pae();
