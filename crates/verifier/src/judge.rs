@@ -12,6 +12,7 @@ use crate::policy::{
 };
 use crate::rekor::{self, Expected};
 use crate::repository::same_repository;
+use crate::sct;
 use crate::timestamp;
 use crate::trust_root::TrustRoot;
 use sha2::{Digest as _, Sha256};
@@ -234,6 +235,18 @@ fn judge(
                 }
                 certificate::verify_chain(&cert.der, &ev.chain, roots, at)
                     .map_err(|e| miss(5, format!("{}: {e}", ev.origin)))?;
+            }
+            if !roots.ct_logs.is_empty() {
+                let issuers: Vec<&[u8]> = roots
+                    .authorities
+                    .iter()
+                    .flat_map(|ca| &ca.chain)
+                    .chain(&ev.chain)
+                    .map(Vec::as_slice)
+                    .collect();
+                sct::verify(&cert.der, &issuers, roots).map_err(|e| {
+                    miss(5, format!("{}: certificate transparency: {e}", ev.origin))
+                })?;
             }
             let Some(cert_issuer) = &cert.issuer else {
                 return Err(miss(

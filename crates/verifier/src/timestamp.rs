@@ -7,7 +7,9 @@
 use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, UnixTime};
 use sha2::Digest as _;
 use x509_cert::der::asn1::{AnyRef, ObjectIdentifier};
-use x509_cert::der::{Decode, Encode, Reader, SliceReader, Tag, TagNumber, Tagged};
+use x509_cert::der::{Encode, Tag, Tagged};
+
+use crate::der_walk::{algorithm, context, encode, err, expect, items, oid, one};
 
 use crate::trust_root::{CertificateAuthority, TrustRoot};
 
@@ -62,56 +64,6 @@ struct Token<'a> {
     certificates: Vec<Vec<u8>>,
 }
 
-fn err(what: &str) -> impl Fn(x509_cert::der::Error) -> String + '_ {
-    move |e| format!("timestamp {what} is malformed: {e}")
-}
-
-fn one<'a>(bytes: &'a [u8], what: &str) -> Result<AnyRef<'a>, String> {
-    AnyRef::from_der(bytes).map_err(err(what))
-}
-
-/// The elements of a constructed value, in order.
-fn items<'a>(value: &'a [u8], what: &str) -> Result<Vec<AnyRef<'a>>, String> {
-    let mut reader = SliceReader::new(value).map_err(err(what))?;
-    let mut out = Vec::new();
-    while !reader.is_finished() {
-        out.push(AnyRef::decode(&mut reader).map_err(err(what))?);
-    }
-    Ok(out)
-}
-
-fn expect(a: &AnyRef<'_>, tag: Tag, what: &str) -> Result<(), String> {
-    if a.tag() == tag {
-        Ok(())
-    } else {
-        Err(format!(
-            "timestamp {what} has tag {}, expected {tag}",
-            a.tag()
-        ))
-    }
-}
-
-fn context(number: u32, constructed: bool) -> Tag {
-    Tag::ContextSpecific {
-        constructed,
-        number: TagNumber(number),
-    }
-}
-
-fn oid(a: &AnyRef<'_>, what: &str) -> Result<ObjectIdentifier, String> {
-    a.decode_as::<ObjectIdentifier>().map_err(err(what))
-}
-
-/// The algorithm OID of an AlgorithmIdentifier.
-fn algorithm(a: &AnyRef<'_>, what: &str) -> Result<ObjectIdentifier, String> {
-    expect(a, Tag::Sequence, what)?;
-    let parts = items(a.value(), what)?;
-    let first = parts
-        .first()
-        .ok_or_else(|| format!("timestamp {what} is empty"))?;
-    oid(first, what)
-}
-
 /// Parses a GeneralizedTime value (`YYYYMMDDHHMMSS[.f*]Z`) to Unix seconds.
 fn generalized_time(value: &[u8]) -> Result<i64, String> {
     let text = std::str::from_utf8(value).map_err(|_| "timestamp time is not ASCII")?;
@@ -129,13 +81,13 @@ fn generalized_time(value: &[u8]) -> Result<i64, String> {
 
 /// Accepts a TimeStampResp (as Sigstore bundles carry) or a bare token.
 fn content_info(der: &[u8]) -> Result<AnyRef<'_>, String> {
-    let outer = one(der, "response")?;
-    expect(&outer, Tag::Sequence, "response")?;
-    let parts = items(outer.value(), "response")?;
+    let outer = one(der, "timestamp response")?;
+    expect(&outer, Tag::Sequence, "timestamp response")?;
+    let parts = items(outer.value(), "timestamp response")?;
     match parts.first().map(|p| p.tag()) {
         Some(Tag::ObjectIdentifier) => Ok(outer),
         Some(Tag::Sequence) => {
-            let status = items(parts[0].value(), "status")?;
+            let status = items(parts[0].value(), "timestamp status")?;
             let granted = status
                 .first()
                 .map(|s| s.tag() == Tag::Integer && matches!(s.value(), [0] | [1]))
@@ -154,42 +106,46 @@ fn content_info(der: &[u8]) -> Result<AnyRef<'_>, String> {
 
 fn parse(der: &[u8]) -> Result<Token<'_>, String> {
     let ci = content_info(der)?;
-    let ci = items(ci.value(), "token")?;
+    let ci = items(ci.value(), "timestamp token")?;
     let [content_type, content] = ci.as_slice() else {
         return Err("timestamp token is not a CMS ContentInfo".into());
     };
-    if oid(content_type, "content type")?.to_string() != SIGNED_DATA {
+    if oid(content_type, "timestamp content type")?.to_string() != SIGNED_DATA {
         return Err("timestamp token is not CMS signed data".into());
     }
-    expect(content, context(0, true), "content")?;
-    let sd = one(content.value(), "signed data")?;
-    expect(&sd, Tag::Sequence, "signed data")?;
-    let sd = items(sd.value(), "signed data")?;
+    expect(content, context(0, true), "timestamp content")?;
+    let sd = one(content.value(), "timestamp signed data")?;
+    expect(&sd, Tag::Sequence, "timestamp signed data")?;
+    let sd = items(sd.value(), "timestamp signed data")?;
     // version, digestAlgorithms, encapContentInfo, [0] certs?, [1] crls?, signerInfos
     let encap = sd.get(2).ok_or("timestamp signed data is truncated")?;
-    let encap = items(encap.value(), "encapsulated content")?;
+    let encap = items(encap.value(), "timestamp encapsulated content")?;
     let [e_type, e_content] = encap.as_slice() else {
         return Err("timestamp carries no TSTInfo".into());
     };
-    if oid(e_type, "encapsulated content type")?.to_string() != TST_INFO {
+    if oid(e_type, "timestamp encapsulated content type")?.to_string() != TST_INFO {
         return Err("timestamp content is not a TSTInfo".into());
     }
-    expect(e_content, context(0, true), "encapsulated content")?;
-    let octets = one(e_content.value(), "encapsulated content")?;
-    expect(&octets, Tag::OctetString, "encapsulated content")?;
+    expect(
+        e_content,
+        context(0, true),
+        "timestamp encapsulated content",
+    )?;
+    let octets = one(e_content.value(), "timestamp encapsulated content")?;
+    expect(&octets, Tag::OctetString, "timestamp encapsulated content")?;
     let tst_info = octets.value();
 
     let mut certificates = Vec::new();
     let mut signer_infos = None;
     for item in &sd[3..] {
         if item.tag() == context(0, true) {
-            for c in items(item.value(), "certificates")? {
+            for c in items(item.value(), "timestamp certificates")? {
                 if c.tag() == Tag::Sequence {
                     certificates.push(c);
                 }
             }
         } else if item.tag() == Tag::Set {
-            signer_infos = Some(items(item.value(), "signer infos")?);
+            signer_infos = Some(items(item.value(), "timestamp signer infos")?);
         }
     }
     let signer_infos = signer_infos.ok_or("timestamp has no signer")?;
@@ -199,41 +155,41 @@ fn parse(der: &[u8]) -> Result<Token<'_>, String> {
             signer_infos.len()
         ));
     };
-    let si = items(signer.value(), "signer info")?;
+    let si = items(signer.value(), "timestamp signer info")?;
     // version, sid, digestAlgorithm, [0] signedAttrs, signatureAlgorithm, signature
     let [_, _, digest_alg, attrs, sig_alg, signature, ..] = si.as_slice() else {
         return Err("timestamp signer info is truncated".into());
     };
-    expect(attrs, context(0, true), "signed attributes")?;
-    expect(signature, Tag::OctetString, "signature")?;
+    expect(attrs, context(0, true), "timestamp signed attributes")?;
+    expect(signature, Tag::OctetString, "timestamp signature")?;
 
-    let tst = one(tst_info, "TSTInfo")?;
-    expect(&tst, Tag::Sequence, "TSTInfo")?;
-    let tst = items(tst.value(), "TSTInfo")?;
+    let tst = one(tst_info, "timestamp TSTInfo")?;
+    expect(&tst, Tag::Sequence, "timestamp TSTInfo")?;
+    let tst = items(tst.value(), "timestamp TSTInfo")?;
     // version, policy, messageImprint, serialNumber, genTime, ...
     let [_, _, imprint, _, gen_time, ..] = tst.as_slice() else {
         return Err("timestamp TSTInfo is truncated".into());
     };
-    let imprint = items(imprint.value(), "message imprint")?;
+    let imprint = items(imprint.value(), "timestamp message imprint")?;
     let [imprint_alg, imprint_value] = imprint.as_slice() else {
         return Err("timestamp message imprint is malformed".into());
     };
-    expect(imprint_value, Tag::OctetString, "message imprint")?;
-    expect(gen_time, Tag::GeneralizedTime, "time")?;
+    expect(imprint_value, Tag::OctetString, "timestamp message imprint")?;
+    expect(gen_time, Tag::GeneralizedTime, "timestamp time")?;
 
     Ok(Token {
         tst_info,
-        imprint_hash: Hash::from_oid(&algorithm(imprint_alg, "message imprint")?)?,
+        imprint_hash: Hash::from_oid(&algorithm(imprint_alg, "timestamp message imprint")?)?,
         imprint: imprint_value.value(),
         gen_time: generalized_time(gen_time.value())?,
-        digest_hash: Hash::from_oid(&algorithm(digest_alg, "digest algorithm")?)?,
+        digest_hash: Hash::from_oid(&algorithm(digest_alg, "timestamp digest algorithm")?)?,
         signed_attrs: attrs.value(),
-        signature_alg: algorithm(sig_alg, "signature algorithm")?,
+        signature_alg: algorithm(sig_alg, "timestamp signature algorithm")?,
         signature: signature.value(),
         // DER has one encoding, so re-encoding yields the shipped bytes.
         certificates: certificates
             .iter()
-            .map(|c| c.to_der().map_err(err("certificate")))
+            .map(|c| c.to_der().map_err(err("timestamp certificate")))
             .collect::<Result<_, _>>()?,
     })
 }
@@ -242,16 +198,19 @@ fn parse(der: &[u8]) -> Result<Token<'_>, String> {
 fn check_signed_attrs(token: &Token<'_>) -> Result<(), String> {
     let mut content_type_ok = false;
     let mut digest_ok = false;
-    for attr in items(token.signed_attrs, "signed attributes")? {
-        let parts = items(attr.value(), "signed attribute")?;
+    for attr in items(token.signed_attrs, "timestamp signed attributes")? {
+        let parts = items(attr.value(), "timestamp signed attribute")?;
         let [attr_type, values] = parts.as_slice() else {
             return Err("timestamp signed attribute is malformed".into());
         };
-        let values = items(values.value(), "signed attribute values")?;
-        match oid(attr_type, "signed attribute")?.to_string().as_str() {
+        let values = items(values.value(), "timestamp signed attribute values")?;
+        match oid(attr_type, "timestamp signed attribute")?
+            .to_string()
+            .as_str()
+        {
             ATTR_CONTENT_TYPE => {
                 content_type_ok = values.len() == 1
-                    && oid(&values[0], "content type attribute")?.to_string() == TST_INFO;
+                    && oid(&values[0], "timestamp content type attribute")?.to_string() == TST_INFO;
             }
             ATTR_MESSAGE_DIGEST => {
                 digest_ok = values.len() == 1
@@ -375,9 +334,7 @@ pub fn verify(der: &[u8], signature: &[u8], root: &TrustRoot) -> Result<i64, Str
         return Err("timestamp is not over this signature".into());
     }
     check_signed_attrs(&token)?;
-    let signed = AnyRef::new(Tag::Set, token.signed_attrs)
-        .and_then(|a| a.to_der())
-        .map_err(err("signed attributes"))?;
+    let signed = encode(Tag::Set, token.signed_attrs, "timestamp signed attributes")?;
     if root.timestamp_authorities.is_empty() {
         return Err("no timestamp authority is trusted".into());
     }

@@ -4,6 +4,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
+use x509_cert::der::Tag;
+
+use crate::der_walk::encode;
 use crate::keys::PublicKey;
 
 /// A time window in Unix seconds; `None` ends are open.
@@ -57,6 +60,9 @@ pub struct TrustRoot {
     /// RFC 3161 timestamp authorities: each chain starts with the signing
     /// certificate and ends with the root.
     pub timestamp_authorities: Vec<CertificateAuthority>,
+    /// Certificate transparency logs; when there are any, signing
+    /// certificates must carry a signed certificate timestamp from one.
+    pub ct_logs: Vec<TlogKey>,
 }
 
 /// Why a trust root could not be loaded.
@@ -73,6 +79,8 @@ struct TrustedRootJson {
     certificate_authorities: Vec<CaJson>,
     #[serde(default)]
     timestamp_authorities: Vec<CaJson>,
+    #[serde(default)]
+    ctlogs: Vec<TlogJson>,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +96,8 @@ struct TlogJson {
 #[serde(rename_all = "camelCase")]
 struct PublicKeyJson {
     raw_bytes: String,
+    #[serde(default)]
+    key_details: String,
     #[serde(default)]
     valid_for: Option<ValidForJson>,
 }
@@ -148,6 +158,27 @@ fn b64(s: &str, what: &str) -> Result<Vec<u8>, TrustRootError> {
     STANDARD
         .decode(s)
         .map_err(|e| TrustRootError(format!("{what} is not valid base64: {e}")))
+}
+
+/// A log key as SubjectPublicKeyInfo DER: `PKCS1_RSA_*` keys arrive as a
+/// bare RSAPublicKey and are wrapped.
+fn log_key(k: &PublicKeyJson, what: &str) -> Result<Vec<u8>, TrustRootError> {
+    let der = b64(&k.raw_bytes, what)?;
+    if !k.key_details.starts_with("PKCS1_RSA") {
+        return Ok(der);
+    }
+    // AlgorithmIdentifier { rsaEncryption, NULL }
+    const RSA_ALGORITHM: &[u8] = &[
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let wrap = || -> Result<Vec<u8>, String> {
+        let mut bits = vec![0u8];
+        bits.extend(&der);
+        let mut content = RSA_ALGORITHM.to_vec();
+        content.extend(encode(Tag::BitString, &bits, what)?);
+        encode(Tag::Sequence, &content, what)
+    };
+    wrap().map_err(TrustRootError)
 }
 
 fn authority(ca: &CaJson, what: &str) -> Result<CertificateAuthority, TrustRootError> {
@@ -219,7 +250,7 @@ impl TrustRoot {
                 });
         }
         for tlog in &doc.tlogs {
-            let der = b64(&tlog.public_key.raw_bytes, "transparency log key")?;
+            let der = log_key(&tlog.public_key, "transparency log key")?;
             let key = PublicKey::from_spki_der(&der)
                 .map_err(|e| TrustRootError(format!("transparency log key: {e}")))?;
             let origin = tlog.base_url.as_deref().map(origin);
@@ -229,6 +260,18 @@ impl TrustRoot {
                 origin: origin.map(str::to_owned),
                 key,
                 valid_for: window(tlog.public_key.valid_for.as_ref())?,
+            });
+        }
+        for log in &doc.ctlogs {
+            let key = log_key(&log.public_key, "certificate transparency log key")?;
+            let key = PublicKey::from_spki_der(&key)
+                .map_err(|e| TrustRootError(format!("certificate transparency log key: {e}")))?;
+            root.ct_logs.push(TlogKey {
+                log_id: b64(&log.log_id.key_id, "certificate transparency log ID")?,
+                checkpoint_id: None,
+                origin: None,
+                key,
+                valid_for: window(log.public_key.valid_for.as_ref())?,
             });
         }
         Ok(root)

@@ -298,3 +298,31 @@ fn every_timestamp_must_fall_inside_the_certificate() {
     let err = verify_case(TWO_STAMPS, &serde_json::to_vec(&b).unwrap(), &other).unwrap_err();
     assert!(err.contains("message digest does not match"), "{err}");
 }
+
+#[test]
+fn keyless_needs_a_certificate_transparency_proof_when_the_root_has_logs() {
+    let mut root: serde_json::Value =
+        serde_json::from_slice(&fixture("conformance/trusted_root.public_good.json")).unwrap();
+    let dir = tempfile_dir();
+    let write = |root: &serde_json::Value, name: &str| {
+        let path = format!("{dir}/{name}");
+        std::fs::write(&path, serde_json::to_vec(root).unwrap()).unwrap();
+        path
+    };
+    // Only the log that retired in 2022: the 2026 certificate's SCT is from
+    // a log this root does not trust.
+    root["ctlogs"].as_array_mut().unwrap().truncate(1);
+    let path = write(&root, "old-ctlog.json");
+    let err = verify_with_root(HAPPY, &bundle(HAPPY), HAPPY_DIGEST, &path).unwrap_err();
+    assert!(err.contains("certificate transparency"), "{err}");
+    // A root without certificate transparency logs (a private CA) asks for none.
+    root["ctlogs"] = serde_json::json!([]);
+    let path = write(&root, "no-ctlogs.json");
+    verify_with_root(HAPPY, &bundle(HAPPY), HAPPY_DIGEST, &path).unwrap();
+}
+
+fn tempfile_dir() -> String {
+    let dir = std::env::temp_dir().join(format!("tagpin-conformance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.to_string_lossy().into_owned()
+}

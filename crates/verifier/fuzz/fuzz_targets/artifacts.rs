@@ -1,6 +1,6 @@
 //! Fuzzes everything the verifier parses from a registry: Sigstore bundles,
 //! DSSE envelopes, in-toto statements, simple-signing payloads, manifests and
-//! certificates, RFC 3161 timestamps. None may panic, whatever the registry
+//! certificates, RFC 3161 timestamps, embedded SCTs. None may panic, whatever the registry
 //! serves.
 
 #![no_main]
@@ -11,6 +11,7 @@ use tagpin_verifier::certificate::signing_certificate;
 use tagpin_verifier::cosign_v2::Manifest;
 use tagpin_verifier::dsse::Envelope;
 use tagpin_verifier::intoto::Statement;
+use tagpin_verifier::sct;
 use tagpin_verifier::simple_signing::SimpleSigning;
 use tagpin_verifier::timestamp;
 use tagpin_verifier::trust_root::TrustRoot;
@@ -28,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = parsed.with_message(data);
     }
     let _ = timestamp::verify(data, b"signature", &ROOT);
+    let _ = sct::verify(data, &[data], &ROOT);
     if let Ok(envelope) = Envelope::parse(data) {
         let _ = Statement::parse(&envelope.payload);
         let _ = envelope.pae();
