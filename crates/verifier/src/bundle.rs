@@ -113,7 +113,8 @@ struct ProofJson {
     tree_size: Int64,
     #[serde(default)]
     hashes: Vec<String>,
-    checkpoint: CheckpointJson,
+    #[serde(default)]
+    checkpoint: Option<CheckpointJson>,
 }
 
 #[derive(Deserialize)]
@@ -257,6 +258,14 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
         .map(tlog_entry)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{origin}: {e}"))?;
+    // Since v0.2 a bundle's log entries must prove inclusion; a SET alone is
+    // only the log's promise to include the entry.
+    if !b.media_type.ends_with("version=0.1") && tlog.iter().any(|t| t.inclusion.is_none()) {
+        return Err(format!(
+            "{origin}: a transparency log entry carries no inclusion proof, which {} requires",
+            b.media_type
+        ));
+    }
     let timestamps = vm
         .timestamp_verification_data
         .iter()
@@ -328,7 +337,7 @@ fn tlog_entry(e: &TlogEntryJson) -> Result<TlogEntry, String> {
                     .iter()
                     .map(|h| b64(h, "inclusion proof hash"))
                     .collect::<Result<_, _>>()?,
-                checkpoint: p.checkpoint.envelope.clone(),
+                checkpoint: p.checkpoint.as_ref().map(|c| c.envelope.clone()),
             })
         })
         .transpose()?;

@@ -36,8 +36,9 @@ pub struct InclusionProof {
     pub root_hash: Vec<u8>,
     /// Sibling hashes, leaf to root.
     pub hashes: Vec<Vec<u8>>,
-    /// The signed checkpoint (note format).
-    pub checkpoint: String,
+    /// The signed checkpoint (note format); v0.1 bundles may ship none, and
+    /// then the proof only counts next to a SET.
+    pub checkpoint: Option<String>,
 }
 
 /// What a log entry must record to count for a signature.
@@ -91,7 +92,13 @@ pub fn verify_entry(
                 .origin
                 .as_deref()
                 .filter(|_| key.checkpoint_id.as_deref() == Some(entry.log_id.as_slice()));
-            verify_inclusion(&body, proof, &key.key, origin)?
+            verify_inclusion(&body, proof, &key.key, origin)?;
+            if proof.checkpoint.is_none() && entry.set.is_none() {
+                return Err(
+                    "inclusion proof has no signed checkpoint and the entry no signed entry timestamp"
+                        .into(),
+                );
+            }
         }
         None if entry.set.is_none() => {
             return Err(
@@ -182,7 +189,10 @@ fn verify_inclusion(
     if root != proof.root_hash {
         return Err("inclusion proof does not lead to the stated root hash".into());
     }
-    let (size, cp_root) = verify_checkpoint(&proof.checkpoint, key, origin)?;
+    let Some(checkpoint) = &proof.checkpoint else {
+        return Ok(());
+    };
+    let (size, cp_root) = verify_checkpoint(checkpoint, key, origin)?;
     if size != proof.tree_size || cp_root != proof.root_hash {
         return Err("checkpoint does not match the inclusion proof's tree".into());
     }

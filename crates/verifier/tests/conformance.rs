@@ -326,3 +326,93 @@ fn tempfile_dir() -> String {
     std::fs::create_dir_all(&dir).unwrap();
     dir.to_string_lossy().into_owned()
 }
+
+const D_TXT: &str = "sha256:330a043220fa13e01d68a7db39c89e12b0c4c3b6a0346fe624b0903f1303b5b2";
+
+/// The suite's older single-file assets (`test/assets/*.sigstore`): message
+/// signatures over a.txt against the public-good root, and DSSE bundles over
+/// d.txt against a mock trust root.
+fn verify_asset(name: &str, digest: &str, root: &str) -> Result<Vec<String>, String> {
+    let b = fixture(&format!("conformance/assets/{name}"));
+    let root = fixture_path(&format!("conformance/{root}"));
+    let yaml = format!(
+        "noMatch: deny\ntrustRoots:\n  root:\n    trustedRoot: \"{root}\"\nrules:\n  - name: bundle\n    images: [\"**\"]\n    signatures:\n      anyOf:\n        - keyless: {{roots: root, issuer: \"{ISSUER}\", subject: \"{IDENTITY}\"}}\n"
+    );
+    let policy = policy(&yaml);
+    let digest: Digest = digest.parse().unwrap();
+    verify_bundle(
+        &b,
+        Artifact::Digest(&digest),
+        policy.rule("bundle").unwrap().signatures().unwrap(),
+        0,
+    )
+}
+
+#[test]
+fn suite_assets_verify_or_fail_for_their_reason() {
+    const PG: &str = "trusted_root.public_good.json";
+    const MOCK: &str = "assets/trusted_root.d.json";
+    assert_eq!(
+        verify_asset("a.txt.sigstore", A_TXT, PG).unwrap(),
+        vec![format!("{ISSUER}/{IDENTITY}")]
+    );
+    assert_eq!(
+        verify_asset("d.txt.good.sigstore", D_TXT, MOCK).unwrap(),
+        vec![format!("{ISSUER}/{IDENTITY}")]
+    );
+    let failing = [
+        (
+            "a.txt.invalid_digest.sigstore",
+            A_TXT,
+            PG,
+            "message digest does not match",
+        ),
+        (
+            "a.txt.invalid_signature.sigstore",
+            A_TXT,
+            PG,
+            "does not verify with its certificate",
+        ),
+        (
+            "a.txt.invalid_set.sigstore",
+            A_TXT,
+            PG,
+            "signed entry timestamp",
+        ),
+        (
+            "a.txt.invalid_inclusion_proof.sigstore",
+            A_TXT,
+            PG,
+            "inclusion proof",
+        ),
+        ("a.txt.staging.sigstore", A_TXT, PG, "not in the trust root"),
+        (
+            "d.txt.cert-expired.sigstore",
+            D_TXT,
+            MOCK,
+            "not valid at signing time",
+        ),
+        (
+            "d.txt.no-inclusion-proof.sigstore",
+            D_TXT,
+            MOCK,
+            "inclusion proof",
+        ),
+        (
+            "d.txt.tlog-timestamp-error.sigstore",
+            D_TXT,
+            MOCK,
+            "not valid at signing time",
+        ),
+        (
+            "d.txt.tlog-body-error.sigstore",
+            D_TXT,
+            MOCK,
+            "transparency log entry",
+        ),
+    ];
+    for (name, digest, root, reason) in failing {
+        let err = verify_asset(name, digest, root).expect_err(name);
+        assert!(err.contains(reason), "{name}: {err}");
+    }
+}
