@@ -338,8 +338,14 @@ pub fn verify(der: &[u8], signature: &[u8], root: &TrustRoot) -> Result<i64, Str
     if root.timestamp_authorities.is_empty() {
         return Err("no timestamp authority is trusted".into());
     }
-    let mut last = String::new();
-    for tsa in &root.timestamp_authorities {
+    let mut last = "no timestamp authority has certificates".to_owned();
+    // An authority without certificates can sign nothing, so it can neither
+    // vouch for a timestamp nor lend its validity to another authority's.
+    for tsa in root
+        .timestamp_authorities
+        .iter()
+        .filter(|t| !t.chain.is_empty())
+    {
         match signed_by(&token, &signed, tsa) {
             Ok(()) => return Ok(token.gen_time),
             Err(e) => last = e,

@@ -416,3 +416,48 @@ fn suite_assets_verify_or_fail_for_their_reason() {
         assert!(err.contains(reason), "{name}: {err}");
     }
 }
+
+/// The suite's `rekor2-timestamp-wrong-tsa-validity-borrow_fail`, rebuilt from
+/// its README on the Rekor v2 happy path (its bundle is not vendored): the
+/// authority that signed the timestamp had expired, and an unrelated
+/// authority without certificates covers the time. Validity is never borrowed.
+#[test]
+fn a_timestamp_authority_validity_is_never_borrowed() {
+    let mut root: serde_json::Value =
+        serde_json::from_slice(&fixture("conformance/trusted_root.staging.json")).unwrap();
+    let tsas = root["timestampAuthorities"].as_array_mut().unwrap();
+    tsas[0]["validFor"]["end"] = "2025-07-01T00:00:00Z".into();
+    tsas.push(serde_json::json!({
+        "subject": {"organization": "unrelated", "commonName": "unrelated"},
+        "certChain": {"certificates": []},
+        "validFor": {"start": "2025-07-01T00:00:00Z", "end": "2025-08-01T00:00:00Z"}
+    }));
+    let dir = tempfile_dir();
+    let path = format!("{dir}/borrowed-tsa-validity.json");
+    std::fs::write(&path, serde_json::to_vec(&root).unwrap()).unwrap();
+    // Without a trusted time, the short-lived certificate is judged now.
+    let err = verify_with_root(REKOR2, &bundle(REKOR2), A_TXT, &path).unwrap_err();
+    assert!(
+        err.contains("certificate was not valid at signing time"),
+        "{err}"
+    );
+    let b: serde_json::Value = serde_json::from_slice(&bundle(REKOR2)).unwrap();
+    let field = |p: &str| {
+        STANDARD
+            .decode(b.pointer(p).unwrap().as_str().unwrap())
+            .unwrap()
+    };
+    let root = tagpin_verifier::trust_root::TrustRoot::from_trusted_root_json(
+        &std::fs::read(&path).unwrap(),
+    )
+    .unwrap();
+    let err = tagpin_verifier::timestamp::verify(
+        &field(
+            "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0/signedTimestamp",
+        ),
+        &field("/dsseEnvelope/signatures/0/sig"),
+        &root,
+    )
+    .unwrap_err();
+    assert!(err.contains("not valid at the stamped time"), "{err}");
+}
