@@ -3,6 +3,7 @@
 mod fields;
 mod patch;
 pub mod record;
+mod review;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +25,7 @@ use crate::resolving::{ImageResolver, ResolveFailure};
 use crate::verification::ImageVerifier;
 use fields::{FieldSet, ImageField, image_fields, pull_identity};
 use record::{IMAGES_AUDIT_KEY, ImageRecord, NOT_VERIFIED, VERIFY_ERROR};
+pub use review::{encode_review, parse_review};
 
 /// How one admission request ended, for metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,42 +87,6 @@ pub enum ReviewError {
     /// Another kind of object than an AdmissionReview.
     #[error("expected kind AdmissionReview, not {0:?}")]
     Kind(String),
-}
-
-/// Parses an AdmissionReview body into the request it carries.
-pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError> {
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
-    if review.types.api_version != "admission.k8s.io/v1" {
-        return Err(ReviewError::Version(review.types.api_version));
-    }
-    // The response echoes the request's kind; only an AdmissionReview gets one.
-    if review.types.kind != "AdmissionReview" {
-        return Err(ReviewError::Kind(review.types.kind));
-    }
-    review.try_into().map_err(|_| ReviewError::NoRequest)
-}
-
-/// Encodes a response AdmissionReview as the API server's Go types do: the patch as a
-/// base64 string (kube serializes the bytes as a JSON array of numbers).
-pub fn encode_review(
-    mut review: AdmissionReview<DynamicObject>,
-) -> Result<Vec<u8>, serde_json::Error> {
-    use base64::Engine as _;
-    // kube serialises patch bytes as a JSON array of numbers; the API server wants base64.
-    // Take the bytes out first so the response never round-trips through one number per byte.
-    let patch = review.response.as_mut().and_then(|r| r.patch.take());
-    let mut value = serde_json::to_value(&review)?;
-    if let (Some(bytes), Some(response)) = (
-        patch,
-        value.get_mut("response").and_then(Value::as_object_mut),
-    ) {
-        response.insert(
-            "patch".to_owned(),
-            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        );
-    }
-    serde_json::to_vec(&value)
 }
 
 /// Answers admission requests.
@@ -286,7 +252,7 @@ impl Admitter {
         let Some(object) = req.object.as_ref() else {
             return Err(skip("no object"));
         };
-        let object = match serde_json::to_value(object) {
+        let object = match review::object_value(object) {
             Ok(v) => v,
             Err(e) => {
                 return Err(Box::new(self.deny(

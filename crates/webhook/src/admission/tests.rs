@@ -919,3 +919,51 @@ async fn reapplied_tag_with_an_unchanged_digest_keeps_its_resolution_time() {
     let a = run(&h, &serde_json::to_vec(&create).unwrap()).await;
     assert_ne!(a.records(&obj)[0].resolved_at.as_deref(), Some(earlier));
 }
+
+/// The review is read without serde's flatten buffering; what it yields must
+/// be what kube's own types read from the same body.
+#[test]
+fn review_parsing_matches_kube_types() {
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25", "env": [{"name": "X", "value": "1"}]}]}),
+    );
+    let mut old = pod.clone();
+    old["metadata"]["annotations"] = json!({"tagpin.dev/images": "[]"});
+    old["status"] = json!({"phase": "Running"});
+    let mut body: Value =
+        serde_json::from_slice(&review_body("Pod", "UPDATE", None, &pod)).unwrap();
+    body["request"]["oldObject"] = old;
+    body["request"]["options"] = json!({"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions"});
+    let bytes = serde_json::to_vec(&body).unwrap();
+
+    let ours = parse_review(&bytes).unwrap();
+    let kube: AdmissionReview<DynamicObject> = serde_json::from_slice(&bytes).unwrap();
+    let kube: AdmissionRequest<DynamicObject> = kube.try_into().unwrap();
+    assert_eq!(
+        serde_json::to_value(&ours).unwrap(),
+        serde_json::to_value(&kube).unwrap()
+    );
+    assert_eq!(ours.types, kube.types);
+    for (a, b) in [
+        (&ours.object, &kube.object),
+        (&ours.old_object, &kube.old_object),
+    ] {
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        assert_eq!(
+            review::object_value(a).unwrap(),
+            serde_json::to_value(b).unwrap()
+        );
+    }
+    // Objects must be objects, with metadata.
+    for (field, bad) in [("object", json!("pod")), ("object", json!({"kind": "Pod"}))] {
+        let mut b = body.clone();
+        b["request"][field] = bad;
+        let err = parse_review(&serde_json::to_vec(&b).unwrap()).unwrap_err();
+        assert!(matches!(err, ReviewError::Malformed(_)), "{err}");
+    }
+    let err = parse_review(br#"{"apiVersion": 1, "kind": "AdmissionReview"}"#).unwrap_err();
+    assert!(matches!(err, ReviewError::Malformed(_)), "{err}");
+    let err = parse_review(b"[]").unwrap_err();
+    assert!(matches!(err, ReviewError::Malformed(_)), "{err}");
+}
