@@ -152,17 +152,14 @@ impl Admitter {
         body: &[u8],
     ) -> Result<(AdmissionReview<DynamicObject>, Decision), ReviewError> {
         let request = parse_review(body)?;
-        let decision = self.answer(&request, Instant::now()).await;
+        let decision = self.answer(request, Instant::now()).await;
         Ok((decision.response.clone().into_review(), decision))
     }
 
     /// Answers `req`, which arrived at `arrived`: the deadline counts from its arrival, so
-    /// time spent waiting for a slot is not added to it.
-    pub async fn answer(
-        &self,
-        req: &AdmissionRequest<DynamicObject>,
-        arrived: Instant,
-    ) -> Decision {
+    /// time spent waiting for a slot is not added to it. The request is taken by value so
+    /// that its object is read in place rather than copied.
+    pub async fn answer(&self, req: AdmissionRequest<DynamicObject>, arrived: Instant) -> Decision {
         // Every log line of this request, the resolver's included, carries its uid.
         let span = tracing::info_span!("admission", uid = %req.uid);
         tracing::Instrument::instrument(self.admit_since(req, arrived), span).await
@@ -171,11 +168,12 @@ impl Admitter {
     /// The answer when tagpin has no capacity left for `req`: requests it would not touch
     /// are admitted as usual, the rest are denied in enforce mode and admitted with a
     /// warning in warn mode, never queued past their deadline.
-    pub fn overloaded(&self, req: &AdmissionRequest<DynamicObject>) -> Decision {
-        let plan = match self.plan(req) {
+    pub fn overloaded(&self, mut req: AdmissionRequest<DynamicObject>) -> Decision {
+        let plan = match self.plan(&mut req) {
             Ok(plan) => plan,
             Err(decision) => return *decision,
         };
+        let req = &req;
         let cause =
             "tagpin is overloaded: every admission slot (server.maxConcurrentReviews) is busy";
         let mut audit = HashMap::new();
@@ -208,15 +206,16 @@ impl Admitter {
     }
 
     /// Answers one admission request.
-    pub async fn admit(&self, req: &AdmissionRequest<DynamicObject>) -> Decision {
+    pub async fn admit(&self, req: AdmissionRequest<DynamicObject>) -> Decision {
         self.admit_since(req, Instant::now()).await
     }
 
-    /// What tagpin does with `req`, or the final answer when it leaves it alone.
-    fn plan(&self, req: &AdmissionRequest<DynamicObject>) -> Result<Plan, Box<Decision>> {
+    /// What tagpin does with `req`, or the final answer when it leaves it alone. The
+    /// object moves out of `req` into the plan.
+    fn plan(&self, req: &mut AdmissionRequest<DynamicObject>) -> Result<Plan, Box<Decision>> {
         let kind = PinnedKind::from_group_kind(&req.kind.group, &req.kind.kind);
         let kind_label = kind.map(PinnedKind::as_str).unwrap_or("other");
-        let skip = |why: &str| {
+        let skip = |req: &AdmissionRequest<DynamicObject>, why: &str| {
             tracing::debug!(uid = %req.uid, reason = why, "admitted untouched");
             Box::new(Decision {
                 response: AdmissionResponse::from(req),
@@ -226,7 +225,7 @@ impl Admitter {
             })
         };
         let Some(kind) = kind.filter(|k| self.config.pins(*k)) else {
-            return Err(skip("kind not pinned"));
+            return Err(skip(req, "kind not pinned"));
         };
         let set = match (&req.operation, kind, req.sub_resource.as_deref()) {
             (Operation::Create, _, None | Some("")) => FieldSet::All,
@@ -236,23 +235,23 @@ impl Admitter {
             // Pod specs are immutable apart from ephemeral containers and images, and pods
             // carry what their creation pinned; other pod updates (labels, finalizers) must
             // never be blocked by a registry outage.
-            (Operation::Update, PinnedKind::Pod, _) => return Err(skip("pod update")),
+            (Operation::Update, PinnedKind::Pod, _) => return Err(skip(req, "pod update")),
             (Operation::Update, _, None | Some("")) => FieldSet::All,
             (Operation::Delete | Operation::Connect, _, _) => {
-                return Err(skip("delete or connect"));
+                return Err(skip(req, "delete or connect"));
             }
-            _ => return Err(skip("subresource")),
+            _ => return Err(skip(req, "subresource")),
         };
         let namespace = req.namespace.clone().unwrap_or_default();
         let label = self.cluster.namespace_label(&namespace, MODE_LABEL);
         let mode = self.config.mode_for(&namespace, label.as_deref());
         if mode.mode == Mode::Off {
-            return Err(skip(mode.source));
+            return Err(skip(req, mode.source));
         }
-        let Some(object) = req.object.as_ref() else {
-            return Err(skip("no object"));
+        let Some(object) = req.object.take() else {
+            return Err(skip(req, "no object"));
         };
-        let object = match review::object_value(object) {
+        let object = match review::into_value(object) {
             Ok(v) => v,
             Err(e) => {
                 return Err(Box::new(self.deny(
@@ -267,7 +266,7 @@ impl Admitter {
         if let Some(owner) = self.pinned_controller(kind, &object) {
             // The owner's template is pinned; changing the child's template would make it
             // differ from its owner's and the owner's controller would replace it forever.
-            return Err(skip(&format!("controlled by a {owner}")));
+            return Err(skip(req, &format!("controlled by a {owner}")));
         }
         Ok(Plan {
             kind,
@@ -282,7 +281,7 @@ impl Admitter {
     /// Answers `req` with a deadline counted from `started`.
     async fn admit_since(
         &self,
-        req: &AdmissionRequest<DynamicObject>,
+        mut req: AdmissionRequest<DynamicObject>,
         started: Instant,
     ) -> Decision {
         let Plan {
@@ -292,10 +291,11 @@ impl Admitter {
             namespace,
             mode,
             object,
-        } = match self.plan(req) {
+        } = match self.plan(&mut req) {
             Ok(plan) => plan,
             Err(decision) => return *decision,
         };
+        let req = &req;
         let deadline = started + self.config.deadline();
         let fields = image_fields(kind, &object, set);
         let (secrets, service_account) = pull_identity(kind, &object);

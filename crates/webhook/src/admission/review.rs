@@ -58,22 +58,25 @@ fn dynamic_object(value: Value, field: &str) -> Result<Option<DynamicObject>, Re
     }))
 }
 
-/// The object as JSON, as `DynamicObject` serializes it, without
-/// serializing its data again: only the metadata goes through serde.
-pub(crate) fn object_value(object: &DynamicObject) -> Result<Value, serde_json::Error> {
-    let mut map = match &object.data {
-        Value::Object(map) => map.clone(),
+/// The object as JSON, as `DynamicObject` serializes it, built from its
+/// parts: its data moves in unchanged and only the metadata goes through serde.
+pub(crate) fn into_value(object: DynamicObject) -> Result<Value, serde_json::Error> {
+    let metadata = serde_json::to_value(&object.metadata)?;
+    let mut map = match object.data {
+        Value::Object(map) => map,
         Value::Null => serde_json::Map::new(),
-        _ => return serde_json::to_value(object),
+        other => {
+            return serde_json::to_value(DynamicObject {
+                data: other,
+                ..object
+            });
+        }
     };
-    if let Some(types) = &object.types {
-        map.insert(
-            "apiVersion".into(),
-            Value::String(types.api_version.clone()),
-        );
-        map.insert("kind".into(), Value::String(types.kind.clone()));
+    if let Some(types) = object.types {
+        map.insert("apiVersion".into(), Value::String(types.api_version));
+        map.insert("kind".into(), Value::String(types.kind));
     }
-    map.insert("metadata".into(), serde_json::to_value(&object.metadata)?);
+    map.insert("metadata".into(), metadata);
     Ok(Value::Object(map))
 }
 

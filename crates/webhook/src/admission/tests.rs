@@ -951,7 +951,7 @@ fn review_parsing_matches_kube_types() {
     ] {
         let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
         assert_eq!(
-            review::object_value(a).unwrap(),
+            review::into_value(a.clone()).unwrap(),
             serde_json::to_value(b).unwrap()
         );
     }

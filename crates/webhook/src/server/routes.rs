@@ -128,13 +128,15 @@ async fn mutate(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes
             return text(StatusCode::BAD_REQUEST, &format!("{e}\n"));
         }
     };
+    // A waiting request holds its parsed form only, not its body too.
+    drop(body);
     let patience = admitter.deadline().mul_f64(PATIENCE_SHARE);
     let decision = match state.gate.enter(patience).await {
         Some(_slot) => {
             let _in_flight = state.metrics.start();
-            admitter.answer(&request, arrived).await
+            admitter.answer(request, arrived).await
         }
-        None => admitter.overloaded(&request),
+        None => admitter.overloaded(request),
     };
     state
         .metrics
