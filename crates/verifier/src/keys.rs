@@ -101,3 +101,60 @@ impl PartialEq for PublicKey {
 }
 
 impl Eq for PublicKey {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{self as sig, KeyPair as _};
+
+    fn spki(key: &sig::EcdsaKeyPair) -> Vec<u8> {
+        use aws_lc_rs::encoding::AsDer as _;
+        let der: aws_lc_rs::encoding::PublicKeyX509Der<'_> = key.public_key().as_der().unwrap();
+        der.as_ref().to_vec()
+    }
+
+    #[test]
+    fn prehashed_verification_matches_whole_message_verification() {
+        let rng = SystemRandom::new();
+        for (alg, hash) in [
+            (
+                &sig::ECDSA_P256_SHA256_ASN1_SIGNING,
+                &aws_lc_rs::digest::SHA256,
+            ),
+            (
+                &sig::ECDSA_P384_SHA384_ASN1_SIGNING,
+                &aws_lc_rs::digest::SHA384,
+            ),
+        ] {
+            let pkcs8 = sig::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+            let pair = sig::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).unwrap();
+            let key = PublicKey::from_spki_der(&spki(&pair)).unwrap();
+            let message = b"the artifact";
+            let signature = pair.sign(&rng, message).unwrap();
+            let digest = aws_lc_rs::digest::digest(hash, message);
+            assert!(key.verifies(message, signature.as_ref()));
+            assert!(key.verifies_prehashed(digest.as_ref(), signature.as_ref()));
+            let other = aws_lc_rs::digest::digest(hash, b"another artifact");
+            assert!(!key.verifies_prehashed(other.as_ref(), signature.as_ref()));
+            assert!(!key.verifies_prehashed(&digest.as_ref()[1..], signature.as_ref()));
+        }
+    }
+
+    #[test]
+    fn ed25519_never_verifies_a_prehashed_message() {
+        let rng = SystemRandom::new();
+        let pkcs8 = sig::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = sig::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let mut der = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        der.extend_from_slice(pair.public_key().as_ref());
+        let key = PublicKey::from_spki_der(&der).unwrap();
+        let message = b"the artifact";
+        let signature = pair.sign(message);
+        assert!(key.verifies(message, signature.as_ref()));
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message);
+        assert!(!key.verifies_prehashed(digest.as_ref(), signature.as_ref()));
+    }
+}
