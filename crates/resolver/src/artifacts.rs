@@ -10,7 +10,7 @@ use crate::credentials::Keychain;
 use crate::digest::Digest;
 use crate::error::ResolveError;
 use crate::reference::ImageReference;
-use crate::resolve::{Resolver, digest_header};
+use crate::resolve::{Resolver, content_type, digest_header};
 
 /// Media type of an OCI image index, as the referrers API answers.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -46,17 +46,10 @@ impl Resolver {
         if !res.status().is_success() {
             return Err(client.status_error(res, &ctx, None).await);
         }
-        let invalid = |cause: String| ResolveError::InvalidResponse {
-            image: image.as_written().to_owned(),
-            registry: client.host().to_owned(),
-            cause,
+        let invalid = |cause: String| {
+            ResolveError::invalid_response(image.as_written(), client.host(), cause)
         };
-        let media_type = res
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
-            .unwrap_or_default();
+        let media_type = content_type(res.headers());
         let claimed = digest_header(res.headers()).map_err(&invalid)?;
         let bytes = read_limited(res, MAX_MANIFEST_BYTES)
             .await
@@ -93,10 +86,8 @@ impl Resolver {
         if !res.status().is_success() {
             return Err(client.status_error(res, &ctx, None).await);
         }
-        let invalid = |cause: String| ResolveError::InvalidResponse {
-            image: image.as_written().to_owned(),
-            registry: client.host().to_owned(),
-            cause,
+        let invalid = |cause: String| {
+            ResolveError::invalid_response(image.as_written(), client.host(), cause)
         };
         let bytes = read_limited(res, limit)
             .await
@@ -126,11 +117,11 @@ impl Resolver {
             .is_some_and(|v| v.starts_with(OCI_INDEX));
         if res.status().is_success() && is_index {
             let bytes = read_limited(res, MAX_MANIFEST_BYTES).await.map_err(|e| {
-                ResolveError::InvalidResponse {
-                    image: image.as_written().to_owned(),
-                    registry: client.host().to_owned(),
-                    cause: format!("reading referrers of {digest}: {e}"),
-                }
+                ResolveError::invalid_response(
+                    image.as_written(),
+                    client.host(),
+                    format!("reading referrers of {digest}: {e}"),
+                )
             })?;
             return Ok(Some(bytes));
         }

@@ -388,11 +388,7 @@ impl RegistryClient {
         scope: &str,
         ctx: &RequestContext<'_>,
     ) -> Result<Token, ResolveError> {
-        let invalid = |cause: String| ResolveError::InvalidResponse {
-            image: ctx.image.to_owned(),
-            registry: self.host().to_owned(),
-            cause,
-        };
+        let invalid = |cause: String| ResolveError::invalid_response(ctx.image, self.host(), cause);
         let mut url = Url::parse(realm)
             .map_err(|e| invalid(format!("token realm {realm:?} is not a URL: {e}")))?;
         // Credentials go to the token endpoint only over TLS, unless the registry itself is plain HTTP.

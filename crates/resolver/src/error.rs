@@ -81,6 +81,15 @@ pub enum ResolveError {
 }
 
 impl ResolveError {
+    /// The registry's answer about `image` is malformed or inconsistent.
+    pub(crate) fn invalid_response(image: &str, registry: &str, cause: String) -> Self {
+        Self::InvalidResponse {
+            image: image.to_owned(),
+            registry: registry.to_owned(),
+            cause,
+        }
+    }
+
     /// A short, stable name of the error class, for metrics and annotations.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -333,11 +333,7 @@ async fn head_digest(
     if !res.status().is_success() {
         return Err(client.status_error(res, ctx, None).await);
     }
-    let invalid = |cause: String| ResolveError::InvalidResponse {
-        image: ctx.image.to_owned(),
-        registry: client.host().to_owned(),
-        cause,
-    };
+    let invalid = |cause: String| ResolveError::invalid_response(ctx.image, client.host(), cause);
     let media_type = content_type(res.headers());
     if let Some(digest) = digest_header(res.headers()).map_err(&invalid)? {
         return Ok((digest, media_type));
@@ -382,7 +378,8 @@ pub fn digest_header(headers: &http::HeaderMap) -> Result<Option<Digest>, String
         .map_err(|e| format!("malformed Docker-Content-Digest header: {e}"))
 }
 
-fn content_type(headers: &http::HeaderMap) -> String {
+/// The media type of a response, without parameters.
+pub(crate) fn content_type(headers: &http::HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
