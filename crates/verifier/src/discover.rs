@@ -34,9 +34,23 @@ fn tag_for(digest: &Digest, suffix: &str) -> String {
     format!("{}-{}.{suffix}", digest.algorithm().name(), digest.hex())
 }
 
-fn parse_digest(s: &str, origin: &str) -> Result<Digest, String> {
-    s.parse()
-        .map_err(|e| format!("{origin}: layer digest {s:?} is invalid: {e}"))
+/// Reads a layer's blob; a malformed layer digest becomes a note and `None`.
+async fn layer_blob<S: ArtifactSource>(
+    source: &S,
+    image: &ImageReference,
+    layer_digest: &str,
+    origin: &str,
+    notes: &mut Vec<String>,
+) -> Result<Option<Vec<u8>>, SourceError> {
+    match layer_digest.parse::<Digest>() {
+        Ok(d) => source.blob(image, &d).await.map(Some),
+        Err(e) => {
+            notes.push(format!(
+                "{origin}: layer digest {layer_digest:?} is invalid: {e}"
+            ));
+            Ok(None)
+        }
+    }
 }
 
 /// Reads every signature and attestation attached to `digest`. Registry
@@ -117,14 +131,10 @@ async fn read_layers<S: ArtifactSource>(
             ));
             continue;
         }
-        let layer_digest = match parse_digest(&layer.digest, &origin) {
-            Ok(d) => d,
-            Err(e) => {
-                out.notes.push(e);
-                continue;
-            }
+        let Some(blob) = layer_blob(source, image, &layer.digest, &origin, &mut out.notes).await?
+        else {
+            continue;
         };
-        let blob = source.blob(image, &layer_digest).await?;
         let built = match kind {
             Kind::Signatures => cosign_v2::signature_evidence(origin, layer, blob).map(|e| vec![e]),
             Kind::Attestations => cosign_v2::attestation_evidence(origin, layer, &blob),
@@ -205,14 +215,10 @@ async fn referrers<S: ArtifactSource>(
             out.notes.push(format!("{origin}: no bundle layer"));
             continue;
         };
-        let layer_digest = match parse_digest(&layer.digest, &origin) {
-            Ok(d) => d,
-            Err(e) => {
-                out.notes.push(e);
-                continue;
-            }
+        let Some(blob) = layer_blob(source, image, &layer.digest, &origin, &mut out.notes).await?
+        else {
+            continue;
         };
-        let blob = source.blob(image, &layer_digest).await?;
         let parsed = match bundle::parse(&origin, &blob) {
             Ok(p) => p,
             Err(e) => {
