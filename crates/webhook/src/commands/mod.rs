@@ -10,7 +10,7 @@ pub mod verify;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tagpin_resolver::{DockerConfig, Resolver};
+use tagpin_resolver::{DockerConfig, Keychain, Resolver};
 
 use crate::admission::Admitter;
 use crate::config::Config;
@@ -25,6 +25,15 @@ pub fn docker_config(config: &Config) -> anyhow::Result<Option<Arc<DockerConfig>
     let parsed = DockerConfig::from_file(path)
         .with_context(|| format!("cannot use docker config {}", path.display()))?;
     Ok(Some(Arc::new(parsed)))
+}
+
+/// The credentials of the CLI commands: anonymous, plus the configured docker config.
+pub fn cli_keychain(config: &Config) -> anyhow::Result<Keychain> {
+    let mut keychain = Keychain::anonymous();
+    if let Some(docker) = docker_config(config)? {
+        keychain.push(docker);
+    }
+    Ok(keychain)
 }
 
 /// The admitter for `config`, verifying digests when the config has a policy.

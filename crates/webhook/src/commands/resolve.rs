@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
-use tagpin_resolver::{ImageReference, Keychain, Resolver};
+use tagpin_resolver::{ImageReference, Resolver};
 
 use crate::cli::OutputFormat;
 use crate::config::Config;
@@ -32,10 +32,7 @@ pub async fn run(
     images: &[String],
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
-    let mut keychain = Keychain::anonymous();
-    if let Some(docker) = super::docker_config(&config)? {
-        keychain.push(docker);
-    }
+    let keychain = super::cli_keychain(&config)?;
     let resolver = Resolver::new(config.resolver.clone()).context("cannot set up the resolver")?;
     let progress = std::io::stderr().is_terminal();
     if progress {

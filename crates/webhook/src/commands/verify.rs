@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Serialize;
-use tagpin_resolver::{ImageReference, Keychain, Resolver};
+use tagpin_resolver::{ImageReference, Resolver};
 
 use crate::cli::OutputFormat;
 use crate::config::Config;
@@ -42,10 +42,7 @@ pub async fn run(
         .verification_policy()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .context("the config has no `verification:` policy to verify against")?;
-    let mut keychain = Keychain::anonymous();
-    if let Some(docker) = super::docker_config(&config)? {
-        keychain.push(docker);
-    }
+    let keychain = super::cli_keychain(&config)?;
     let resolver =
         Arc::new(Resolver::new(config.resolver.clone()).context("cannot set up the resolver")?);
     let verifier = RegistryVerifier::new(resolver.clone(), policy);
