@@ -65,11 +65,11 @@ pub(crate) fn into_value(object: DynamicObject) -> Result<Value, serde_json::Err
     let mut map = match object.data {
         Value::Object(map) => map,
         Value::Null => serde_json::Map::new(),
+        // What serde's flatten makes of it too: only maps flatten.
         other => {
-            return serde_json::to_value(DynamicObject {
-                data: other,
-                ..object
-            });
+            return Err(serde::ser::Error::custom(format!(
+                "object data must be a map, not {other}"
+            )));
         }
     };
     if let Some(types) = object.types {
