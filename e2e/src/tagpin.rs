@@ -30,6 +30,11 @@ pub struct TagpinConfig {
     pub extra: String,
     /// Give tagpin the TLS registry's credentials as its configured docker config.
     pub registry_credentials: bool,
+    /// A docker config file of the test's own as tagpin's configured one (instead of
+    /// `registry_credentials`).
+    pub docker_config: Option<PathBuf>,
+    /// `--log-level` (`None`: tagpin's default, info).
+    pub log_level: Option<String>,
     /// Seconds a resolved digest is cached (`None`: tagpin's default).
     pub cache_ttl_seconds: Option<f64>,
     /// How tagpin reaches the API server.
@@ -125,6 +130,11 @@ impl Tagpin {
 
     /// POSTs an AdmissionReview to `/mutate` and returns the answer.
     pub async fn review(&self, review: &serde_json::Value) -> serde_json::Value {
+        serde_json::from_str(&self.review_text(review).await).expect("answer is JSON")
+    }
+
+    /// POSTs an AdmissionReview to `/mutate` and returns the answer as the bytes sent.
+    pub async fn review_text(&self, review: &serde_json::Value) -> String {
         let client = self.client().build().expect("client builds");
         let r = client
             .post(self.url("/mutate"))
@@ -141,7 +151,7 @@ impl Tagpin {
             "{}",
             String::from_utf8_lossy(&body)
         );
-        serde_json::from_slice(&body).expect("answer is JSON")
+        String::from_utf8(body.to_vec()).expect("answer is UTF-8")
     }
 
     /// Kills the process (like a crash or a node loss); the port stays reserved for `restart`.
@@ -168,9 +178,14 @@ impl Tagpin {
             registry.host,
             ca.display()
         );
-        if self.config.registry_credentials {
+        let docker = if self.config.registry_credentials {
             let docker = self.dir().join("docker-config.json");
             std::fs::write(&docker, registry.docker_config_json()).expect("docker config");
+            Some(docker)
+        } else {
+            self.config.docker_config.clone()
+        };
+        if let Some(docker) = docker {
             resolver.push_str(&format!("  dockerConfig: {}\n", docker.display()));
         }
         if let Some(ttl) = self.config.cache_ttl_seconds {
@@ -199,8 +214,13 @@ impl Tagpin {
         cmd.args(["serve", "--log-format", "json", "--config"])
             .arg(&config)
             .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("TAGPIN_LOG")
+            .env_remove("TAGPIN_LOG_FORMAT")
             .stdout(Stdio::piped())
             .stderr(log);
+        if let Some(level) = &self.config.log_level {
+            cmd.args(["--log-level", level]);
+        }
         match &self.config.kube {
             KubeAccess::None => {
                 cmd.env("KUBECONFIG", self.dir().join("no-kubeconfig"));

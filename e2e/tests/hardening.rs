@@ -5,144 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-use tagpin_e2e::cluster::{TestNamespace, client, kubeconfig, wait_for};
+use tagpin_e2e::cluster::{TestNamespace, client};
 use tagpin_e2e::registry::unique_suffix;
-use tagpin_e2e::tagpin::tagpin_bin;
+use tagpin_e2e::tagpin::{KubeAccess, Tagpin, TagpinConfig};
 use tagpin_e2e::{PushedImage, TestRegistry};
-
-/// `tagpin serve --log-level debug --log-format json` watching the real API server, with
-/// `config` as its configuration; killed when dropped.
-struct DebugTagpin {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-    ca: reqwest::Certificate,
-}
-
-impl DebugTagpin {
-    async fn start(dir: &Path, config: &str) -> Self {
-        let tls = dir.join("tls");
-        let out = Command::new(tagpin_bin())
-            .args(["certs", "--ip", "127.0.0.1", "--out"])
-            .arg(&tls)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = dir.join("tagpin.yaml");
-        std::fs::write(
-            &path,
-            format!(
-                "server:\n  address: 127.0.0.1:0\n  certFile: {}\n  keyFile: {}\n{config}",
-                tls.join("tls.crt").display(),
-                tls.join("tls.key").display()
-            ),
-        )
-        .unwrap();
-        let log = dir.join("serve.log");
-        let mut child = Command::new(tagpin_bin())
-            .args([
-                "serve",
-                "--log-level",
-                "debug",
-                "--log-format",
-                "json",
-                "--config",
-            ])
-            .arg(&path)
-            .env("KUBECONFIG", kubeconfig())
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("TAGPIN_LOG")
-            .env_remove("TAGPIN_LOG_FORMAT")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "tagpin serve did not start: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        let ca =
-            reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.crt")).unwrap()).unwrap();
-        let tagpin = Self {
-            child,
-            addr,
-            log,
-            ca,
-        };
-        let client = tagpin.client();
-        wait_for(
-            "tagpin's pull-secret caches to load",
-            Duration::from_secs(60),
-            || async {
-                let r = client.get(tagpin.url("/readyz")).send().await.ok()?;
-                r.status().is_success().then_some(())
-            },
-        )
-        .await;
-        tagpin
-    }
-
-    fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .tls_certs_only([self.ca.clone()])
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.addr)
-    }
-
-    /// The answer to an AdmissionReview, as the bytes tagpin sent.
-    async fn review(&self, review: &Value) -> String {
-        let r = self
-            .client()
-            .post(self.url("/mutate"))
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(review).unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-        r.text().await.unwrap()
-    }
-}
-
-impl Drop for DebugTagpin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn pod_review(namespace: &str, image: &str, pull_secrets: &[&str]) -> Value {
     let secrets: Vec<Value> = pull_secrets.iter().map(|s| json!({"name": s})).collect();
@@ -270,16 +140,14 @@ async fn planted_credentials_appear_nowhere_tagpin_writes() {
         json!({"auths": {&registry.host: {"auth": basic(&user, &config_canary)}}}).to_string(),
     )
     .unwrap();
-    let tagpin = DebugTagpin::start(
-        dir.path(),
-        &format!(
-            "namespaces:\n  {}: warn\nresolver:\n  dockerConfig: {}\n  cache: {{ttlSeconds: 0}}\n  registries:\n    \"{}\":\n      ca: {}\n",
-            warn.name,
-            docker_config.display(),
-            registry.host,
-            registry.ca.as_ref().unwrap().display()
-        ),
-    )
+    let tagpin = Tagpin::start(TagpinConfig {
+        extra: format!("namespaces:\n  {}: warn\n", warn.name),
+        docker_config: Some(docker_config.clone()),
+        cache_ttl_seconds: Some(0.0),
+        kube: KubeAccess::Admin,
+        log_level: Some("debug".to_owned()),
+        ..TagpinConfig::default()
+    })
     .await;
 
     let pinned = format!("{}@{}", image.reference, image.digest);
@@ -294,7 +162,7 @@ async fn planted_credentials_appear_nowhere_tagpin_writes() {
             (&[][..], false),
         ] {
             let answer = tagpin
-                .review(&pod_review(ns, &image.reference, secrets))
+                .review_text(&pod_review(ns, &image.reference, secrets))
                 .await;
             let text = with_decoded_patch(&answer);
             let value: Value = serde_json::from_str(&answer).unwrap();
@@ -316,6 +184,8 @@ async fn planted_credentials_appear_nowhere_tagpin_writes() {
     }
     let metrics = tagpin
         .client()
+        .build()
+        .unwrap()
         .get(tagpin.url("/metrics"))
         .send()
         .await
@@ -328,7 +198,7 @@ async fn planted_credentials_appear_nowhere_tagpin_writes() {
         "{metrics}"
     );
     written.push(metrics);
-    let log = std::fs::read_to_string(&tagpin.log).unwrap();
+    let log = tagpin.log();
     // The debug log is really at debug level and saw the failed authentications.
     assert!(log.contains(r#""level":"DEBUG""#), "{log}");
     assert!(log.contains("unauthorized"), "{log}");
