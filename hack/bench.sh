@@ -12,10 +12,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 
-for d in "$HOME/.cargo/bin" /usr/local/go/bin; do
-  [[ -d "$d" && ":$PATH:" != *":$d:"* ]] && PATH="$d:$PATH"
-done
-export PATH
+use_toolchains
 
 OUT_DIR="$TAGPIN_STATE/bench"
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}/release"

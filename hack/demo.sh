@@ -11,10 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 
-for d in "$HOME/.cargo/bin" /usr/local/go/bin; do
-  [[ -d "$d" && ":$PATH:" != *":$d:"* ]] && PATH="$d:$PATH"
-done
-export PATH
+use_toolchains
 
 DEMO="$TAGPIN_STATE/demo"
 NS=tagpin-demo

@@ -109,3 +109,12 @@ pki_cert() {
   rm -f "$ext"
   chmod 600 "$out-key.pem"
 }
+
+# Puts rustup's cargo and the Go toolchain on PATH, for shells that did not.
+use_toolchains() {
+  local d
+  for d in "$HOME/.cargo/bin" /usr/local/go/bin; do
+    [[ -d "$d" && ":$PATH:" != *":$d:"* ]] && PATH="$d:$PATH"
+  done
+  export PATH
+}

@@ -5,10 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 
-for d in "$HOME/.cargo/bin" /usr/local/go/bin; do
-  [[ -d "$d" && ":$PATH:" != *":$d:"* ]] && PATH="$d:$PATH"
-done
-export PATH
+use_toolchains
 # A fresh CI clone reuses compiled dependencies from the tool cache instead of an empty target/.
 if [[ -n "${CI:-}" && -z "${CARGO_TARGET_DIR:-}" ]]; then
   export CARGO_TARGET_DIR="$TAGPIN_CACHE/cargo-target"
