@@ -311,37 +311,24 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     eprintln!("bench: plain tagpin (no verification policy)");
     let server = Server::start("").await?;
-    for p in [Protocol::Http1, Protocol::Http2] {
-        bench
-            .measure(
-                &server,
-                "baseline",
-                p,
-                Expect::Allowed,
-                closed,
-                &baseline,
-                &baseline,
-            )
-            .await?;
-        bench
-            .measure(&server, "warm", p, Expect::Patch, closed, &warm, &warm)
-            .await?;
-    }
-    for p in [Protocol::Http1, Protocol::Http2] {
-        bench
-            .measure(
-                &server,
-                "baseline",
-                p,
-                Expect::Allowed,
-                rate,
-                &baseline,
-                &baseline,
-            )
-            .await?;
-        bench
-            .measure(&server, "warm", p, Expect::Patch, rate, &warm, &warm)
-            .await?;
+    // Closed loop for throughput, then a fixed rate for latency; same order in the table.
+    for load in [closed, rate] {
+        for p in [Protocol::Http1, Protocol::Http2] {
+            bench
+                .measure(
+                    &server,
+                    "baseline",
+                    p,
+                    Expect::Allowed,
+                    load,
+                    &baseline,
+                    &baseline,
+                )
+                .await?;
+            bench
+                .measure(&server, "warm", p, Expect::Patch, load, &warm, &warm)
+                .await?;
+        }
     }
     for p in [Protocol::Http1, Protocol::Http2] {
         bench
