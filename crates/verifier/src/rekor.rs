@@ -6,7 +6,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest as _, Sha256};
 
-use crate::trust_root::TrustRoot;
+use crate::keys::PublicKey;
+use crate::trust_root::{TlogKey, TrustRoot};
 
 /// An entry of a Rekor log as shipped next to a signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +69,12 @@ pub fn verify_entry(
             hex::encode(&entry.log_id)
         )
     })?;
+    if entry.log_index < 0 {
+        return Err(format!(
+            "transparency log entry has a negative log index ({})",
+            entry.log_index
+        ));
+    }
     let body = STANDARD
         .decode(&entry.body_b64)
         .map_err(|e| format!("transparency log entry body is not base64: {e}"))?;
@@ -86,13 +93,7 @@ pub fn verify_entry(
     }
     match &entry.inclusion {
         Some(proof) => {
-            // Entries naming the log by its signed-note ID (Rekor v2) must
-            // come with a checkpoint of that very log.
-            let origin = key
-                .origin
-                .as_deref()
-                .filter(|_| key.checkpoint_id.as_deref() == Some(entry.log_id.as_slice()));
-            verify_inclusion(&body, proof, &key.key, origin)?;
+            verify_inclusion(&body, proof, &NoteKey::of(key, &entry.log_id))?;
             if proof.checkpoint.is_none() && entry.set.is_none() {
                 return Err(
                     "inclusion proof has no signed checkpoint and the entry no signed entry timestamp"
@@ -174,12 +175,49 @@ fn root_from_inclusion(
     Ok(r)
 }
 
-fn verify_inclusion(
-    body: &[u8],
-    proof: &InclusionProof,
-    key: &crate::keys::PublicKey,
-    origin: Option<&str>,
-) -> Result<(), String> {
+/// The signed-note identity under which a log signs its checkpoints; a
+/// signature line counts only when it carries this name and key ID.
+struct NoteKey<'a> {
+    /// The key name, which is also the checkpoint's origin line; `None` when
+    /// the log's signatures are identified by key ID alone.
+    name: Option<&'a str>,
+    /// The 4-byte key ID (key hint) that starts each of its signatures.
+    id: [u8; 4],
+    /// The key itself.
+    key: &'a PublicKey,
+}
+
+impl<'a> NoteKey<'a> {
+    /// The identity `key` signs under for an entry naming its log `log_id`.
+    fn of(key: &'a TlogKey, log_id: &[u8]) -> Self {
+        match (&key.origin, &key.checkpoint_id) {
+            // Named by its C2SP signed-note ID (Rekor v2): the origin is the
+            // key name, and the key ID is derived from name and key.
+            (Some(origin), Some(note_id)) if note_id.as_slice() == log_id => Self {
+                name: Some(origin),
+                id: first_four(note_id),
+                key: &key.key,
+            },
+            // Rekor v1, and ECDSA logs: the key ID is the SHA-256 of the
+            // key's SPKI, which identifies the key whatever the name (Rekor
+            // v1 signs under its server's configured host name, which trust
+            // roots do not record).
+            _ => Self {
+                name: None,
+                id: first_four(&Sha256::digest(key.key.spki_der())),
+                key: &key.key,
+            },
+        }
+    }
+}
+
+fn first_four(bytes: &[u8]) -> [u8; 4] {
+    let mut id = [0u8; 4];
+    id.copy_from_slice(&bytes[..4]);
+    id
+}
+
+fn verify_inclusion(body: &[u8], proof: &InclusionProof, log: &NoteKey<'_>) -> Result<(), String> {
     let root = root_from_inclusion(
         proof.log_index,
         proof.tree_size,
@@ -192,7 +230,7 @@ fn verify_inclusion(
     let Some(checkpoint) = &proof.checkpoint else {
         return Ok(());
     };
-    let (size, cp_root) = verify_checkpoint(checkpoint, key, origin)?;
+    let (size, cp_root) = verify_checkpoint(checkpoint, log)?;
     if size != proof.tree_size || cp_root != proof.root_hash {
         return Err("checkpoint does not match the inclusion proof's tree".into());
     }
@@ -200,11 +238,7 @@ fn verify_inclusion(
 }
 
 /// Verifies a signed note checkpoint; returns its tree size and root hash.
-fn verify_checkpoint(
-    note: &str,
-    key: &crate::keys::PublicKey,
-    origin: Option<&str>,
-) -> Result<(u64, Vec<u8>), String> {
+fn verify_checkpoint(note: &str, log: &NoteKey<'_>) -> Result<(u64, Vec<u8>), String> {
     let (text, sigs) = note
         .split_once("\n\n")
         .ok_or_else(|| "checkpoint is not a signed note".to_string())?;
@@ -213,7 +247,7 @@ fn verify_checkpoint(
     if lines.len() < 3 {
         return Err("checkpoint has fewer than three lines".into());
     }
-    if let Some(origin) = origin
+    if let Some(origin) = log.name
         && lines[0] != origin
     {
         return Err(format!(
@@ -227,24 +261,46 @@ fn verify_checkpoint(
     let root = STANDARD
         .decode(lines[2])
         .map_err(|_| "checkpoint root hash is not base64".to_string())?;
-    // Each signature line is `— <origin> base64(<4-byte key hint><signature>)`.
-    // Hints are derived differently by log versions, so every line is tried
-    // against the key rather than trusting the hint.
+    verify_note_signatures(&text, sigs, log)?;
+    Ok((size, root))
+}
+
+/// The signed-note rule (c2sp.org/signed-note): each signature line is
+/// `— <name> base64(<4-byte key ID><signature>)`. A line whose name or key ID
+/// is not the log's is another key's (a witness, another log) and is
+/// ignored, even if the log's key would verify it; a line that is the log's
+/// must verify; and at least one must.
+fn verify_note_signatures(text: &str, sigs: &str, log: &NoteKey<'_>) -> Result<(), String> {
+    let mut verified = false;
     for line in sigs.lines() {
-        let Some(rest) = line.strip_prefix("\u{2014} ") else {
-            continue;
-        };
-        let Some((_, sig_b64)) = rest.split_once(' ') else {
+        let Some((name, sig_b64)) = line
+            .strip_prefix("\u{2014} ")
+            .and_then(|rest| rest.split_once(' '))
+        else {
             continue;
         };
         let Ok(raw) = STANDARD.decode(sig_b64) else {
             continue;
         };
-        if raw.len() > 4 && key.verifies(text.as_bytes(), &raw[4..]) {
-            return Ok((size, root));
+        let Some((id, signature)) = raw.split_first_chunk::<4>() else {
+            continue;
+        };
+        if log.name.is_some_and(|n| n != name) || *id != log.id {
+            continue;
         }
+        if !log.key.verifies(text.as_bytes(), signature) {
+            return Err("checkpoint signature of the transparency log key does not verify".into());
+        }
+        verified = true;
     }
-    Err("checkpoint is not signed by the transparency log key".into())
+    if verified {
+        Ok(())
+    } else {
+        Err(
+            "checkpoint is not signed by the transparency log key (no signature line carries its key name and key ID)"
+                .into(),
+        )
+    }
 }
 
 fn str_field(v: &serde_json::Value, path: &[&str]) -> Option<String> {

@@ -144,14 +144,32 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, TrustRootError> {
         .map_err(|e| TrustRootError(format!("invalid timestamp {s:?}: {e}")))
 }
 
-fn window(v: Option<&ValidForJson>) -> Result<Window, TrustRootError> {
+/// A `validFor` time range. Its start is required (only the end may stay
+/// open), so a range without one is malformed rather than valid since ever.
+fn window(v: Option<&ValidForJson>, what: &str) -> Result<Window, TrustRootError> {
     let Some(v) = v else {
         return Ok(Window::default());
     };
+    let start = v.start.as_deref().ok_or_else(|| {
+        TrustRootError(format!(
+            "{what}: validFor has no start; a trusted root must say when it became valid"
+        ))
+    })?;
     Ok(Window {
-        start: v.start.as_deref().map(parse_rfc3339).transpose()?,
+        start: Some(parse_rfc3339(start)?),
         end: v.end.as_deref().map(parse_rfc3339).transpose()?,
     })
+}
+
+/// A log key's `validFor`: required, since a log key is trusted only for the
+/// entries it signed while it was current.
+fn log_window(k: &PublicKeyJson, what: &str) -> Result<Window, TrustRootError> {
+    if k.valid_for.is_none() {
+        return Err(TrustRootError(format!(
+            "{what}: publicKey has no validFor; a trusted root must say when each log key became valid"
+        )));
+    }
+    window(k.valid_for.as_ref(), what)
 }
 
 fn b64(s: &str, what: &str) -> Result<Vec<u8>, TrustRootError> {
@@ -193,7 +211,7 @@ fn authority(ca: &CaJson, what: &str) -> Result<CertificateAuthority, TrustRootE
     }
     Ok(CertificateAuthority {
         chain,
-        valid_for: window(ca.valid_for.as_ref())?,
+        valid_for: window(ca.valid_for.as_ref(), what)?,
     })
 }
 
@@ -203,27 +221,59 @@ fn origin(base_url: &str) -> &str {
     rest.trim_end_matches('/')
 }
 
-/// The C2SP signed-note key ID of a log key: SHA-256 over the origin, a
-/// newline, the signature type (0x01 Ed25519, 0x02 ECDSA) and the key.
-fn checkpoint_key_id(origin: &str, key: &PublicKey) -> Vec<u8> {
+/// The C2SP signed-note key ID of an Ed25519 log key named `origin`:
+/// SHA-256 over the name, a newline, the signature type 0x01 and the raw key.
+/// Other keys have none of their own: an ECDSA key's signed-note ID is the
+/// SHA-256 of its SPKI (c2sp.org/signed-note, type 0x02), its log ID already.
+fn checkpoint_key_id(origin: &str, key: &PublicKey) -> Option<Vec<u8>> {
     const ED25519_SPKI_PREFIX: &[u8] = &[
         0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
     ];
     use sha2::Digest as _;
+    let raw = key.spki_der().strip_prefix(ED25519_SPKI_PREFIX)?;
     let mut h = sha2::Sha256::new();
     h.update(origin.as_bytes());
     h.update(b"\n");
-    match key.spki_der().strip_prefix(ED25519_SPKI_PREFIX) {
-        Some(raw) => {
-            h.update([0x01]);
-            h.update(raw);
-        }
-        None => {
-            h.update([0x02]);
-            h.update(key.spki_der());
-        }
+    h.update([0x01]);
+    h.update(raw);
+    Some(h.finalize().to_vec())
+}
+
+/// How messages name a log of the trusted root: its URL, else its ID.
+fn log_name(kind: &str, log: &TlogJson) -> String {
+    match &log.base_url {
+        Some(url) => format!("{kind} {url}"),
+        None => format!("{kind} {}", log.log_id.key_id),
     }
-    h.finalize().to_vec()
+}
+
+/// One transparency (Rekor) log of a trusted root.
+fn tlog_key(tlog: &TlogJson) -> Result<TlogKey, TrustRootError> {
+    let what = log_name("transparency log", tlog);
+    let der = log_key(&tlog.public_key, &what)?;
+    let key = PublicKey::from_spki_der(&der).map_err(|e| TrustRootError(format!("{what}: {e}")))?;
+    let origin = tlog.base_url.as_deref().map(origin);
+    Ok(TlogKey {
+        log_id: b64(&tlog.log_id.key_id, "transparency log ID")?,
+        checkpoint_id: origin.and_then(|o| checkpoint_key_id(o, &key)),
+        origin: origin.map(str::to_owned),
+        key,
+        valid_for: log_window(&tlog.public_key, &what)?,
+    })
+}
+
+/// One certificate transparency log of a trusted root.
+fn ct_log(log: &TlogJson) -> Result<TlogKey, TrustRootError> {
+    let what = log_name("certificate transparency log", log);
+    let der = log_key(&log.public_key, &what)?;
+    let key = PublicKey::from_spki_der(&der).map_err(|e| TrustRootError(format!("{what}: {e}")))?;
+    Ok(TlogKey {
+        log_id: b64(&log.log_id.key_id, "certificate transparency log ID")?,
+        checkpoint_id: None,
+        origin: None,
+        key,
+        valid_for: log_window(&log.public_key, &what)?,
+    })
 }
 
 impl TrustRoot {
@@ -243,37 +293,14 @@ impl TrustRoot {
                 .push(if tsa.cert_chain.certificates.is_empty() {
                     CertificateAuthority {
                         chain: Vec::new(),
-                        valid_for: window(tsa.valid_for.as_ref())?,
+                        valid_for: window(tsa.valid_for.as_ref(), "a timestamp authority")?,
                     }
                 } else {
                     authority(tsa, "a timestamp authority")?
                 });
         }
-        for tlog in &doc.tlogs {
-            let der = log_key(&tlog.public_key, "transparency log key")?;
-            let key = PublicKey::from_spki_der(&der)
-                .map_err(|e| TrustRootError(format!("transparency log key: {e}")))?;
-            let origin = tlog.base_url.as_deref().map(origin);
-            root.tlog_keys.push(TlogKey {
-                log_id: b64(&tlog.log_id.key_id, "transparency log ID")?,
-                checkpoint_id: origin.map(|o| checkpoint_key_id(o, &key)),
-                origin: origin.map(str::to_owned),
-                key,
-                valid_for: window(tlog.public_key.valid_for.as_ref())?,
-            });
-        }
-        for log in &doc.ctlogs {
-            let key = log_key(&log.public_key, "certificate transparency log key")?;
-            let key = PublicKey::from_spki_der(&key)
-                .map_err(|e| TrustRootError(format!("certificate transparency log key: {e}")))?;
-            root.ct_logs.push(TlogKey {
-                log_id: b64(&log.log_id.key_id, "certificate transparency log ID")?,
-                checkpoint_id: None,
-                origin: None,
-                key,
-                valid_for: window(log.public_key.valid_for.as_ref())?,
-            });
-        }
+        root.tlog_keys = doc.tlogs.iter().map(tlog_key).collect::<Result<_, _>>()?;
+        root.ct_logs = doc.ctlogs.iter().map(ct_log).collect::<Result<_, _>>()?;
         Ok(root)
     }
 
