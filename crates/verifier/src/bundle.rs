@@ -228,10 +228,14 @@ impl Parsed {
 pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
     let b: BundleJson = serde_json::from_slice(bytes)
         .map_err(|e| format!("{origin}: not a Sigstore bundle: {e}"))?;
-    if !b
-        .media_type
-        .starts_with("application/vnd.dev.sigstore.bundle")
-    {
+    // Only the versions whose rules are known: a later one may change them.
+    const KNOWN: [&str; 4] = [
+        "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "application/vnd.dev.sigstore.bundle+json;version=0.2",
+        "application/vnd.dev.sigstore.bundle+json;version=0.3",
+        BUNDLE_V03_MEDIA_TYPE,
+    ];
+    if !KNOWN.contains(&b.media_type.as_str()) {
         return Err(format!(
             "{origin}: bundle media type {:?} is not supported",
             b.media_type
