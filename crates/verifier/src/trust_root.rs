@@ -356,3 +356,89 @@ impl TrustRoot {
             .find(|k| k.log_id == log_id || k.checkpoint_id.as_deref() == Some(log_id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PUBLIC_GOOD: &[u8] =
+        include_bytes!("../tests/fixtures/conformance/trusted_root.public_good.json");
+    const STAGING: &[u8] =
+        include_bytes!("../tests/fixtures/conformance/trusted_root.staging.json");
+
+    /// The public-good root with one JSON object edited.
+    fn edited(
+        pointer: &str,
+        edit: impl Fn(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> Result<TrustRoot, TrustRootError> {
+        let mut doc: serde_json::Value = serde_json::from_slice(PUBLIC_GOOD).unwrap_or_default();
+        if let Some(object) = doc.pointer_mut(pointer).and_then(|v| v.as_object_mut()) {
+            edit(object);
+        }
+        TrustRoot::from_trusted_root_json(&serde_json::to_vec(&doc).unwrap_or_default())
+    }
+
+    #[test]
+    fn a_validity_without_start_is_malformed_for_every_kind() {
+        assert!(TrustRoot::from_trusted_root_json(PUBLIC_GOOD).is_ok());
+        for pointer in [
+            "/tlogs/0/publicKey/validFor",
+            "/ctlogs/1/publicKey/validFor",
+            "/certificateAuthorities/0/validFor",
+            "/timestampAuthorities/0/validFor",
+        ] {
+            let err = edited(pointer, |o| {
+                o.remove("start");
+            })
+            .map(|_| ())
+            .unwrap_err();
+            assert!(err.0.contains("validFor has no start"), "{pointer}: {err}");
+        }
+    }
+
+    #[test]
+    fn log_keys_must_say_when_they_became_valid() {
+        for pointer in ["/tlogs/1/publicKey", "/ctlogs/0/publicKey"] {
+            let err = edited(pointer, |o| {
+                o.remove("validFor");
+            })
+            .map(|_| ())
+            .unwrap_err();
+            assert!(
+                err.0.contains("publicKey has no validFor"),
+                "{pointer}: {err}"
+            );
+        }
+        // Authorities may leave it out: their certificates' own validity
+        // still bounds them, as sigstore-go reads them too.
+        for pointer in ["/certificateAuthorities/1", "/timestampAuthorities/0"] {
+            let root = edited(pointer, |o| {
+                o.remove("validFor");
+            });
+            assert!(root.is_ok(), "{pointer}: {root:?}");
+        }
+    }
+
+    #[test]
+    fn an_ed25519_log_is_found_by_its_signed_note_key_id() {
+        let root = TrustRoot::from_trusted_root_json(STAGING).unwrap_or_default();
+        let [ecdsa, ed25519] = root.tlog_keys.as_slice() else {
+            panic!("the staging root lists two logs");
+        };
+        // Rekor v2 entries name the log by its C2SP key ID.
+        let note_id = STANDARD
+            .decode("8w1amZ2S5mJIQkQmPxdMuOrL/oJkvFg9MnQXmeOCXck=")
+            .unwrap_or_default();
+        assert_eq!(ed25519.checkpoint_id.as_ref(), Some(&note_id));
+        assert!(
+            root.tlog_key(&note_id)
+                .is_some_and(|k| k.key == ed25519.key)
+        );
+        assert_eq!(
+            ed25519.origin.as_deref(),
+            Some("log2025-alpha1.rekor.sigstage.dev")
+        );
+        // An ECDSA log's signed-note ID is its SPKI hash: its log ID.
+        assert_eq!(ecdsa.checkpoint_id, None);
+    }
+}

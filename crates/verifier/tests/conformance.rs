@@ -471,6 +471,16 @@ const SUITE: &str = "conformance/bundle-verify";
 /// `trusted_root.json` or the public-good root. A policy that does not load
 /// (a malformed trust root) is a failure like any other.
 fn run_suite_case(case: &str) -> Result<Vec<String>, String> {
+    run_suite_bundle(case, &suite_file(case, "bundle.sigstore.json"))
+}
+
+/// A file of a case of the vendored set.
+fn suite_file(case: &str, name: &str) -> Vec<u8> {
+    fixture(&format!("{SUITE}/{case}/{name}"))
+}
+
+/// Runs `bundle` (a case's bundle, possibly altered) as `case` would be run.
+fn run_suite_bundle(case: &str, bundle: &[u8]) -> Result<Vec<String>, String> {
     let dir = std::path::PathBuf::from(fixture_path(&format!("{SUITE}/{case}")));
     let optional = |name: &str| std::fs::read(dir.join(name)).ok();
     let text = |name: &str, default: &str| {
@@ -478,7 +488,6 @@ fn run_suite_case(case: &str) -> Result<Vec<String>, String> {
             String::from_utf8(b).unwrap().trim().to_owned()
         })
     };
-    let bundle = std::fs::read(dir.join("bundle.sigstore.json")).unwrap();
     let artifact = optional("artifact").unwrap_or_else(|| fixture(&format!("{SUITE}/a.txt")));
     let root = if dir.join("trusted_root.json").exists() {
         dir.join("trusted_root.json").to_string_lossy().into_owned()
@@ -506,7 +515,7 @@ fn run_suite_case(case: &str) -> Result<Vec<String>, String> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    verify_bundle(&bundle, Artifact::Bytes(&artifact), set, now)
+    verify_bundle(bundle, Artifact::Bytes(&artifact), set, now)
 }
 
 /// Every case directory of the vendored set, sorted.
@@ -539,6 +548,9 @@ const SUITE_FAILURES: [(&str, &str); 49] = [
     ("bundle-malformed-json_fail", "not a Sigstore bundle"),
     ("bundle-negative-log-index_fail", "negative log index"),
     ("bundle-unknown-version_fail", "is not supported"),
+    // A shipped root is only ever an untrusted intermediate to tagpin (trust
+    // anchors come from the trust root alone); this bundle fails anyway, as
+    // its P-384 certificate's SHA-256 message signature does not verify.
     (
         "bundle-with-root-cert_fail",
         "does not verify with its certificate",
@@ -749,5 +761,162 @@ fn every_bundle_verify_case_passes() {
         "{} cases wrong:\n{}",
         wrong.len(),
         wrong.join("\n")
+    );
+}
+
+/// The suite's Rekor v2 timestamp cases fail because their timestamp proves
+/// no time; this checks why each proves nothing, as its README says.
+#[test]
+fn suite_timestamps_fail_for_their_reason() {
+    use tagpin_verifier::timestamp;
+    use tagpin_verifier::trust_root::TrustRoot;
+    let stamp_and_signature = |bundle: &serde_json::Value| {
+        let field = |p: &str| {
+            let text = bundle
+                .pointer(p)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .replace('\n', "");
+            STANDARD.decode(text).unwrap()
+        };
+        (
+            field(
+                "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0/signedTimestamp",
+            ),
+            field("/messageSignature/signature"),
+        )
+    };
+    let cases = [
+        (
+            "rekor2-timestamp-outside-trust-root-tsa-validity_fail",
+            "not valid at the stamped time",
+        ),
+        (
+            "rekor2-timestamp-outside-tsa-cert-validity_fail",
+            "CertExpired",
+        ),
+        (
+            "rekor2-timestamp-payload-mismatch_fail",
+            "not over this signature",
+        ),
+        (
+            "rekor2-timestamp-untrusted-tsa-with-embedded-cert_fail",
+            "not from a trusted authority",
+        ),
+        (
+            "rekor2-timestamp-untrusted-tsa-without-embedded-cert_fail",
+            "not from a trusted authority",
+        ),
+    ];
+    for (case, reason) in cases {
+        let root =
+            TrustRoot::from_trusted_root_json(&suite_file(case, "trusted_root.json")).unwrap();
+        let bundle = serde_json::from_slice(&suite_file(case, "bundle.sigstore.json")).unwrap();
+        let (ts, sig) = stamp_and_signature(&bundle);
+        let err = timestamp::verify(&ts, &sig, &root).unwrap_err();
+        assert!(err.contains(reason), "{case}: {err}");
+    }
+    // A valid timestamp, wrapped over lines, for a time the short-lived
+    // certificate does not cover: unwrapped, it is read and proves that time,
+    // and the certificate was not valid then.
+    let case = "rekor2-timestamp-with-incorrect-time_fail";
+    let mut bundle: serde_json::Value =
+        serde_json::from_slice(&suite_file(case, "bundle.sigstore.json")).unwrap();
+    let (ts, sig) = stamp_and_signature(&bundle);
+    let root = TrustRoot::from_trusted_root_json(&suite_file(case, "trusted_root.json")).unwrap();
+    let at = timestamp::verify(&ts, &sig, &root).unwrap();
+    let stamp = bundle
+        .pointer_mut(
+            "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0/signedTimestamp",
+        )
+        .unwrap();
+    *stamp = STANDARD.encode(&ts).into();
+    let err = run_suite_bundle(case, &serde_json::to_vec(&bundle).unwrap()).unwrap_err();
+    assert!(
+        err.contains("certificate was not valid at signing time"),
+        "{case} at {at}: {err}"
+    );
+}
+
+/// The signed-note rule for checkpoints: a signature line counts only under
+/// the log's key name and key ID; lines of other keys are ignored; a line of
+/// the log that does not verify rejects the checkpoint.
+#[test]
+fn a_checkpoint_signature_counts_only_under_the_logs_name_and_key_id() {
+    const CHECKPOINT: &str =
+        "/verificationMaterial/tlogEntries/0/inclusionProof/checkpoint/envelope";
+    let with_checkpoint = |case: &str, edit: &dyn Fn(&str) -> String| {
+        let mut b: serde_json::Value =
+            serde_json::from_slice(&suite_file(case, "bundle.sigstore.json")).unwrap();
+        let cp = b.pointer_mut(CHECKPOINT).unwrap();
+        *cp = edit(cp.as_str().unwrap()).into();
+        run_suite_bundle(case, &serde_json::to_vec(&b).unwrap())
+    };
+    // Rekor v1: with the key ID Rekor gives (the SPKI hash), the otherwise
+    // unchanged signature of `checkpoint-bad-keyhint_fail` verifies; the
+    // key ID alone made it fail.
+    let fixed = with_checkpoint("checkpoint-bad-keyhint_fail", &|cp| {
+        cp.replace(
+            "\u{2014} rekor.sigstore.dev xNI9aj",
+            "\u{2014} rekor.sigstore.dev wNI9aj",
+        )
+    });
+    assert_eq!(fixed.unwrap(), vec![format!("{ISSUER}/{IDENTITY}")]);
+    // Rekor v2: the log's one signature line, `— <name> <id+sig>`.
+    let case = "rekor2-happy-path";
+    const NAME: &str = "log2025-alpha1.rekor.sigstage.dev";
+    let edit_line = |cp: &str, f: &dyn Fn(&str, Vec<u8>) -> String| -> String {
+        let (text, sigs) = cp.split_once("\n\n").unwrap();
+        let line = sigs.lines().find(|l| l.contains(NAME)).unwrap();
+        let raw = STANDARD.decode(line.rsplit(' ').next().unwrap()).unwrap();
+        format!("{text}\n\n{}", sigs.replace(line, &f(line, raw)))
+    };
+    let line = |name: &str, raw: &[u8]| format!("\u{2014} {name} {}", STANDARD.encode(raw));
+    // Under another name (the origin line untouched): not the log's.
+    let err = with_checkpoint(case, &|cp| {
+        edit_line(cp, &|_, raw| {
+            line("log2025-alpha9.rekor.sigstage.dev", &raw)
+        })
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("no signature line carries its key name and key ID"),
+        "{err}"
+    );
+    // Under another key ID: not the log's.
+    let err = with_checkpoint(case, &|cp| {
+        edit_line(cp, &|_, mut raw| {
+            raw[0] ^= 1;
+            line(NAME, &raw)
+        })
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("no signature line carries its key name and key ID"),
+        "{err}"
+    );
+    // Another key's line next to the log's is ignored, even a garbled one.
+    let ok = with_checkpoint(case, &|cp| {
+        edit_line(cp, &|l, mut raw| {
+            raw[0] ^= 1;
+            let last = raw.len() - 1;
+            raw[last] ^= 1;
+            format!("{l}\n{}", line(NAME, &raw))
+        })
+    });
+    assert_eq!(ok.unwrap(), vec![format!("{ISSUER}/{IDENTITY}")]);
+    // A second line under the log's name and key ID must verify too.
+    let err = with_checkpoint(case, &|cp| {
+        edit_line(cp, &|l, mut raw| {
+            let last = raw.len() - 1;
+            raw[last] ^= 1;
+            format!("{l}\n{}", line(NAME, &raw))
+        })
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("checkpoint signature of the transparency log key does not verify"),
+        "{err}"
     );
 }
