@@ -211,10 +211,9 @@ impl<'a> NoteKey<'a> {
     }
 }
 
-fn first_four(bytes: &[u8]) -> [u8; 4] {
-    let mut id = [0u8; 4];
-    id.copy_from_slice(&bytes[..4]);
-    id
+/// A signed-note key ID: the first four bytes of a SHA-256 (always 32).
+fn first_four(hash: &[u8]) -> [u8; 4] {
+    hash.first_chunk::<4>().copied().unwrap_or_default()
 }
 
 fn verify_inclusion(body: &[u8], proof: &InclusionProof, log: &NoteKey<'_>) -> Result<(), String> {
