@@ -274,6 +274,14 @@ impl Parsed {
     }
 }
 
+/// The verification material of a bundle, decoded.
+struct Material {
+    certificate: Option<Vec<u8>>,
+    chain: Vec<Vec<u8>>,
+    tlog: Vec<TlogEntry>,
+    timestamps: Vec<Vec<u8>>,
+}
+
 /// Parses a bundle; `origin` names it in messages.
 pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
     let b: BundleJson = serde_json::from_slice(bytes)
@@ -287,6 +295,39 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
             b.media_type
         ));
     }
+    let material = material(origin, &b)?;
+    match (&b.message_signature, &b.dsse_envelope) {
+        (Some(ms), None) => message_signature(origin, ms, material),
+        (None, Some(env)) => {
+            let envelope = Envelope::from_parts(
+                &env.payload_type,
+                &env.payload,
+                env.signatures.iter().map(|s| s.sig.as_str()),
+            )
+            .map_err(|e| format!("{origin}: {e}"))?;
+            let mut evidence = envelope_evidence(
+                origin,
+                &envelope,
+                material.certificate,
+                material.chain,
+                material.tlog,
+            );
+            for ev in &mut evidence {
+                ev.timestamps = material.timestamps.clone();
+            }
+            Ok(Parsed {
+                evidence,
+                content: Content::Envelope,
+            })
+        }
+        _ => Err(format!(
+            "{origin}: bundle must hold exactly one of messageSignature or dsseEnvelope"
+        )),
+    }
+}
+
+/// Decodes certificates, log entries and timestamps.
+fn material(origin: &str, b: &BundleJson) -> Result<Material, String> {
     let vm = &b.verification_material;
     let mut certs: Vec<Vec<u8>> = Vec::new();
     if let Some(c) = &vm.certificate {
@@ -323,54 +364,45 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
         .map(|t| b64(&t.signed_timestamp, "signed timestamp"))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{origin}: {e}"))?;
-    match (&b.message_signature, &b.dsse_envelope) {
-        (Some(ms), None) => {
-            let message_digest = ms
-                .message_digest
-                .as_ref()
-                .map(|d| {
-                    Ok::<_, String>(MessageDigest {
-                        algorithm: d.algorithm.clone(),
-                        digest: b64(&d.digest, "message digest")?,
-                    })
-                })
-                .transpose()?;
-            Ok(Parsed {
-                evidence: vec![Evidence {
-                    origin: origin.to_owned(),
-                    signed_bytes: Vec::new(),
-                    signed_digest: None,
-                    tlog_payload: Vec::new(),
-                    signature: b64(&ms.signature, "signature")?,
-                    certificate,
-                    chain: certs,
-                    tlog,
-                    timestamps,
-                    claims: Claims::ManifestSignature,
-                }],
-                content: Content::Message(message_digest),
+    Ok(Material {
+        certificate,
+        chain: certs,
+        tlog,
+        timestamps,
+    })
+}
+
+/// A message signature, not yet bound to the artifact it signs.
+fn message_signature(
+    origin: &str,
+    ms: &MessageSignatureJson,
+    m: Material,
+) -> Result<Parsed, String> {
+    let message_digest = ms
+        .message_digest
+        .as_ref()
+        .map(|d| {
+            Ok::<_, String>(MessageDigest {
+                algorithm: d.algorithm.clone(),
+                digest: b64(&d.digest, "message digest")?,
             })
-        }
-        (None, Some(env)) => {
-            let envelope = Envelope::from_parts(
-                &env.payload_type,
-                &env.payload,
-                env.signatures.iter().map(|s| s.sig.as_str()),
-            )
-            .map_err(|e| format!("{origin}: {e}"))?;
-            let mut evidence = envelope_evidence(origin, &envelope, certificate, certs, tlog);
-            for ev in &mut evidence {
-                ev.timestamps = timestamps.clone();
-            }
-            Ok(Parsed {
-                evidence,
-                content: Content::Envelope,
-            })
-        }
-        _ => Err(format!(
-            "{origin}: bundle must hold exactly one of messageSignature or dsseEnvelope"
-        )),
-    }
+        })
+        .transpose()?;
+    Ok(Parsed {
+        evidence: vec![Evidence {
+            origin: origin.to_owned(),
+            signed_bytes: Vec::new(),
+            signed_digest: None,
+            tlog_payload: Vec::new(),
+            signature: b64(&ms.signature, "signature")?,
+            certificate: m.certificate,
+            chain: m.chain,
+            tlog: m.tlog,
+            timestamps: m.timestamps,
+            claims: Claims::ManifestSignature,
+        }],
+        content: Content::Message(message_digest),
+    })
 }
 
 fn tlog_entry(e: &TlogEntryJson) -> Result<TlogEntry, String> {
