@@ -396,11 +396,17 @@ fn evaluate_set(
     claims: &dyn Fn(&Evidence) -> Result<(), String>,
     nothing_found: &str,
 ) -> SetResult {
+    // An authority with as many signatures as there are authorities always
+    // gets one of its own; for anyOf, one satisfied authority is enough.
+    let enough = match set.combination {
+        Combination::AnyOf => 1,
+        _ => set.authorities.len(),
+    };
     let mut signatures: Vec<Satisfied> = Vec::new();
     let findings: Vec<AuthorityFindings> = set
         .authorities
         .iter()
-        .map(|auth| judge_authority(auth, candidates, t, claims, &mut signatures))
+        .map(|auth| judge_authority(auth, candidates, t, claims, enough, &mut signatures))
         .collect();
     let edges: Vec<Vec<usize>> = findings.iter().map(|f| f.satisfied_by.clone()).collect();
     let assigned = assign_distinct(&edges, signatures.len());
@@ -439,13 +445,14 @@ fn evaluate_set(
     }
 }
 
-/// Judges every candidate against one authority, recording each distinct
-/// signature that satisfies it in `signatures`.
+/// Judges candidates against one authority until `enough` distinct
+/// signatures satisfy it, recording them in `signatures`.
 fn judge_authority(
     auth: &Authority,
     candidates: &[Evidence],
     t: &Target<'_>,
     claims: &dyn Fn(&Evidence) -> Result<(), String>,
+    enough: usize,
     signatures: &mut Vec<Satisfied>,
 ) -> AuthorityFindings {
     let mut found = AuthorityFindings {
@@ -464,6 +471,9 @@ fn judge_authority(
                 };
                 if !found.satisfied_by.contains(&i) {
                     found.satisfied_by.push(i);
+                    if found.satisfied_by.len() >= enough {
+                        break;
+                    }
                 }
             }
             Err(m) => {
@@ -542,4 +552,21 @@ pub fn attestation(req: &AttestationRequirement, found: &[Evidence], t: &Target<
         &nothing,
     )
     .map_err(|e| format!("attestation {:?}: {e}", req.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assign_distinct;
+
+    #[test]
+    fn each_authority_gets_a_signature_of_its_own() {
+        // Two authorities, one signature: one of them only.
+        assert_eq!(assign_distinct(&[vec![0], vec![0]], 1), vec![Some(0), None]);
+        // The first takes signature 0, then gives it up for the second.
+        assert_eq!(
+            assign_distinct(&[vec![0, 1], vec![0]], 2),
+            vec![Some(1), Some(0)]
+        );
+        assert_eq!(assign_distinct(&[vec![], vec![1]], 2), vec![None, Some(1)]);
+    }
 }
