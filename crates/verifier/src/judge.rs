@@ -128,7 +128,7 @@ fn judge(
     claims: &dyn Fn(&Evidence) -> Result<(), String>,
 ) -> Result<Satisfied, Miss> {
     // 1. The signature itself, with the authority's key or the certificate's.
-    let cert = check_signature(ev, auth)?;
+    let cert = check_signature(ev, auth, t)?;
     // 2. What it signs.
     claims(ev).map_err(|e| miss(2, e))?;
     // 3. Annotations on the same signature.
@@ -169,7 +169,17 @@ fn signed_content(ev: &Evidence) -> Vec<u8> {
 
 /// Stage 1: the signature verifies with the authority's key, or with the
 /// certificate it carries (returned for the later stages).
-fn check_signature(ev: &Evidence, auth: &Authority) -> Result<Option<SigningCertificate>, Miss> {
+fn check_signature(
+    ev: &Evidence,
+    auth: &Authority,
+    t: &Target<'_>,
+) -> Result<Option<SigningCertificate>, Miss> {
+    // A message signature carries no payload naming what it signs: say
+    // what it was checked over.
+    let over = match ev.claims {
+        Claims::ManifestSignature => format!(" over {} (the artifact it is attached to)", t.digest),
+        _ => String::new(),
+    };
     if ev.signed_digest.is_none() && ev.signed_bytes.is_empty() {
         // Nothing a signature over nothing could be about: never a match.
         return Err(miss(
@@ -183,7 +193,7 @@ fn check_signature(ev: &Evidence, auth: &Authority) -> Result<Option<SigningCert
                 return Err(miss(
                     1,
                     format!(
-                        "{}: signature does not verify with {}",
+                        "{}: signature does not verify with {}{over}",
                         ev.origin, auth.name
                     ),
                 ));
@@ -203,7 +213,7 @@ fn check_signature(ev: &Evidence, auth: &Authority) -> Result<Option<SigningCert
                 return Err(miss(
                     1,
                     format!(
-                        "{}: signature does not verify with its certificate",
+                        "{}: signature does not verify with its certificate{over}",
                         ev.origin
                     ),
                 ));
