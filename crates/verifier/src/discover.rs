@@ -256,7 +256,8 @@ async fn read_referrer<S: ArtifactSource>(
 /// a message signature needs it.
 struct Subject<'a> {
     digest: &'a Digest,
-    bytes: Option<Vec<u8>>,
+    /// The bytes, or why they are not at hand.
+    bytes: Option<Result<Vec<u8>, String>>,
 }
 
 impl Subject<'_> {
@@ -268,21 +269,20 @@ impl Subject<'_> {
         image: &ImageReference,
     ) -> Result<Result<&[u8], String>, SourceError> {
         if self.bytes.is_none() {
-            let Some(fetched) = source.manifest(image, &self.digest.to_string()).await? else {
-                return Ok(Err(format!(
-                    "the signed manifest {} is not found",
-                    self.digest
-                )));
-            };
-            if !self.digest.matches(&fetched.bytes) {
-                return Ok(Err(format!(
-                    "the registry served a manifest for {} that does not hash to it",
-                    self.digest
-                )));
-            }
-            self.bytes = Some(fetched.bytes);
+            let digest = self.digest;
+            self.bytes = Some(match source.manifest(image, &digest.to_string()).await? {
+                None => Err(format!("the signed manifest {digest} is not found")),
+                Some(f) if !digest.matches(&f.bytes) => Err(format!(
+                    "the registry served a manifest for {digest} that does not hash to it"
+                )),
+                Some(f) => Ok(f.bytes),
+            });
         }
-        Ok(Ok(self.bytes.as_deref().unwrap_or_default()))
+        Ok(match &self.bytes {
+            Some(Ok(b)) => Ok(b.as_slice()),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("the signed manifest was not read".into()),
+        })
     }
 }
 

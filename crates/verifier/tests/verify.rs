@@ -790,6 +790,28 @@ async fn message_bundle_needs_the_subject_manifest_bytes() {
     assert!(reason.contains("is not found"), "{reason}");
 }
 
+/// A registry that serves other bytes under the image's digest cannot make
+/// a signature over those bytes sign the image.
+#[tokio::test]
+async fn message_bundle_over_bytes_that_are_not_the_digest_is_refused() {
+    let key = TestKey::new();
+    let reg = MemoryRegistry::default();
+    let image_digest = Digest::sha256(b"the real manifest");
+    let other = b"{\"schemaVersion\":2}";
+    reg.put_raw(
+        &image_digest.to_string(),
+        "application/vnd.oci.image.manifest.v1+json",
+        other,
+    );
+    reg.put_bundle_referrers(&image_digest, &[message_bundle(&key.sign(other), None)]);
+    let v = verify_uncached(&reg, &policy(&key.policy()), &image(), &image_digest)
+        .await
+        .unwrap();
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+    let reason = v.reason.unwrap();
+    assert!(reason.contains("does not hash to it"), "{reason}");
+}
+
 /// The same attack through the standalone bundle check: an empty-message
 /// bundle verifies no artifact, by bytes or by digest.
 #[test]
