@@ -12,7 +12,9 @@ use super::distinct;
 pub struct Policy {
     /// What happens to an image that no rule matches; deliberately required.
     pub no_match: NoMatch,
-    /// Accept signatures on a platform manifest when the index itself is unsigned.
+    /// When an index fails its rule, accept it if every runnable platform
+    /// manifest it lists (at least one) verifies; build attestations
+    /// (`unknown/unknown`, annotated) are not platforms.
     #[serde(default)]
     pub accept_platform_signatures: bool,
     /// Groups of repositories (`registry/repository`) that count as the same
@@ -22,7 +24,8 @@ pub struct Policy {
     /// Named trust roots that authorities refer to.
     #[serde(default)]
     pub trust_roots: BTreeMap<String, TrustRootConfig>,
-    /// Rules, matched by image glob; the most specific glob wins.
+    /// Rules, matched by image glob: the matching glob with the most literal
+    /// characters wins, the rule written first on ties.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
 }
