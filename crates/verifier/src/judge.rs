@@ -425,12 +425,14 @@ fn evaluate_set(
     for ((auth, found), sig) in set.authorities.iter().zip(&findings).zip(&assigned) {
         match (sig, &found.best) {
             (Some(i), _) => {
-                if !signers.contains(&signatures[*i].signer) {
-                    signers.push(signatures[*i].signer.clone());
+                if let Some(s) = signatures.get(*i)
+                    && !signers.contains(&s.signer)
+                {
+                    signers.push(s.signer.clone());
                 }
             }
             (None, _) if !found.satisfied_by.is_empty() => misses.push(format!(
-                "{}: its only matching signature is counted for another authority; \
+                "{}: the signatures that meet it are counted for other authorities; \
                  each authority needs a signature of its own",
                 auth.name
             )),

@@ -934,7 +934,7 @@ async fn one_signature_does_not_meet_threshold_two() {
         let reason = v.reason.unwrap();
         assert!(
             reason.contains("1 of 2 authorities satisfied, 2 required")
-                && reason.contains("counted for another authority"),
+                && reason.contains("counted for other authorities"),
             "{reason}"
         );
         // One of the two is enough for anyOf.
