@@ -165,22 +165,65 @@ pub struct MessageDigest {
     pub digest: Vec<u8>,
 }
 
-/// A parsed bundle: its evidence, and for message signatures the digest it
-/// claims (the caller supplies the message bytes via [`Parsed::with_message`]).
+/// A parsed bundle. A DSSE envelope carries what it signs; a message
+/// signature signs an artifact that is not in the bundle, so its evidence is
+/// only handed out bound to that artifact ([`Parsed::with_message`] or
+/// [`Parsed::with_digest`]), never over an empty message.
 #[derive(Debug, Clone)]
 pub struct Parsed {
-    /// Evidence, one per signature.
-    pub evidence: Vec<Evidence>,
-    /// For message signatures, the message digest claimed.
-    pub message_digest: Option<MessageDigest>,
+    /// Evidence, one per signature; for a message signature, not yet bound
+    /// to what it signs.
+    evidence: Vec<Evidence>,
+    content: Content,
+}
+
+#[derive(Debug, Clone)]
+enum Content {
+    Envelope,
+    /// A message signature, with the digest the bundle claims for the
+    /// message when it names one.
+    Message(Option<MessageDigest>),
 }
 
 impl Parsed {
-    /// Completes a message-signature bundle with the SHA-256 digest of the
-    /// signed artifact when its bytes are not at hand; fails when the digest
-    /// is not the bundle's message digest.
+    /// True for a message signature, which must be bound to the artifact it
+    /// signs before its evidence can be judged.
+    pub fn signs_message(&self) -> bool {
+        matches!(self.content, Content::Message(_))
+    }
+
+    /// The message digest a message-signature bundle claims, if it names one.
+    pub fn message_digest(&self) -> Option<&MessageDigest> {
+        match &self.content {
+            Content::Message(d) => d.as_ref(),
+            Content::Envelope => None,
+        }
+    }
+
+    /// The evidence of a DSSE bundle, whose statement names its subjects
+    /// itself; a message signature is refused, as it signs nothing until it
+    /// is bound to an artifact.
+    pub fn envelope_evidence(self) -> Result<Vec<Evidence>, String> {
+        match self.content {
+            Content::Envelope => Ok(self.evidence),
+            Content::Message(_) => {
+                Err("a message-signature bundle must be verified over the artifact it signs".into())
+            }
+        }
+    }
+
+    /// Binds a message signature to the SHA-256 digest of the signed artifact
+    /// when its bytes are not at hand: the signature is then checked over that
+    /// digest. Fails when the bundle names another message digest. A DSSE
+    /// bundle is returned as is.
     pub fn with_digest(mut self, sha256: &[u8]) -> Result<Vec<Evidence>, String> {
-        if let Some(md) = &self.message_digest {
+        let Content::Message(claimed) = &self.content else {
+            return Ok(self.evidence);
+        };
+        if sha256.len() != 32 {
+            return Err("the signed artifact's SHA-256 digest is not 32 bytes".into());
+        }
+        if let Some(md) = claimed {
             if md.algorithm != "SHA2_256" {
                 return Err(format!(
                     "bundle message digest algorithm {:?} cannot be checked against a SHA-256 digest",
@@ -190,17 +233,24 @@ impl Parsed {
             if md.digest != sha256 {
                 return Err("bundle message digest does not match the signed artifact".into());
             }
-            for ev in &mut self.evidence {
-                ev.signed_digest = Some(sha256.to_vec());
-            }
+        }
+        for ev in &mut self.evidence {
+            ev.signed_digest = Some(sha256.to_vec());
         }
         Ok(self.evidence)
     }
 
-    /// Completes a message-signature bundle with the signed message; fails when
-    /// the message does not hash to the bundle's message digest.
+    /// Binds a message signature to the signed artifact's bytes: the
+    /// signature is checked over them, and a message digest the bundle names
+    /// must be theirs. A DSSE bundle is returned as is.
     pub fn with_message(mut self, message: &[u8]) -> Result<Vec<Evidence>, String> {
-        if let Some(md) = &self.message_digest {
+        let Content::Message(claimed) = &self.content else {
+            return Ok(self.evidence);
+        };
+        if message.is_empty() {
+            return Err("a message signature over an empty artifact proves nothing".into());
+        }
+        if let Some(md) = claimed {
             use sha2::Digest as _;
             let actual = match md.algorithm.as_str() {
                 "SHA2_256" => sha2::Sha256::digest(message).to_vec(),
@@ -215,13 +265,21 @@ impl Parsed {
             if actual != md.digest {
                 return Err("bundle message digest does not match the signed artifact".into());
             }
-            for ev in &mut self.evidence {
-                ev.signed_bytes = message.to_vec();
-                ev.tlog_payload = message.to_vec();
-            }
+        }
+        for ev in &mut self.evidence {
+            ev.signed_bytes = message.to_vec();
+            ev.tlog_payload = message.to_vec();
         }
         Ok(self.evidence)
     }
+}
+
+/// The verification material of a bundle, decoded.
+struct Material {
+    certificate: Option<Vec<u8>>,
+    chain: Vec<Vec<u8>>,
+    tlog: Vec<TlogEntry>,
+    timestamps: Vec<Vec<u8>>,
 }
 
 /// Parses a bundle; `origin` names it in messages.
@@ -241,6 +299,39 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
             b.media_type
         ));
     }
+    let material = material(origin, &b)?;
+    match (&b.message_signature, &b.dsse_envelope) {
+        (Some(ms), None) => message_signature(origin, ms, material),
+        (None, Some(env)) => {
+            let envelope = Envelope::from_parts(
+                &env.payload_type,
+                &env.payload,
+                env.signatures.iter().map(|s| s.sig.as_str()),
+            )
+            .map_err(|e| format!("{origin}: {e}"))?;
+            let mut evidence = envelope_evidence(
+                origin,
+                &envelope,
+                material.certificate,
+                material.chain,
+                material.tlog,
+            );
+            for ev in &mut evidence {
+                ev.timestamps = material.timestamps.clone();
+            }
+            Ok(Parsed {
+                evidence,
+                content: Content::Envelope,
+            })
+        }
+        _ => Err(format!(
+            "{origin}: bundle must hold exactly one of messageSignature or dsseEnvelope"
+        )),
+    }
+}
+
+/// Decodes certificates, log entries and timestamps.
+fn material(origin: &str, b: &BundleJson) -> Result<Material, String> {
     let vm = &b.verification_material;
     let mut certs: Vec<Vec<u8>> = Vec::new();
     if let Some(c) = &vm.certificate {
@@ -277,54 +368,45 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Result<Parsed, String> {
         .map(|t| b64(&t.signed_timestamp, "signed timestamp"))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{origin}: {e}"))?;
-    match (&b.message_signature, &b.dsse_envelope) {
-        (Some(ms), None) => {
-            let message_digest = ms
-                .message_digest
-                .as_ref()
-                .map(|d| {
-                    Ok::<_, String>(MessageDigest {
-                        algorithm: d.algorithm.clone(),
-                        digest: b64(&d.digest, "message digest")?,
-                    })
-                })
-                .transpose()?;
-            Ok(Parsed {
-                evidence: vec![Evidence {
-                    origin: origin.to_owned(),
-                    signed_bytes: Vec::new(),
-                    signed_digest: None,
-                    tlog_payload: Vec::new(),
-                    signature: b64(&ms.signature, "signature")?,
-                    certificate,
-                    chain: certs,
-                    tlog,
-                    timestamps,
-                    claims: Claims::ManifestSignature,
-                }],
-                message_digest,
+    Ok(Material {
+        certificate,
+        chain: certs,
+        tlog,
+        timestamps,
+    })
+}
+
+/// A message signature, not yet bound to the artifact it signs.
+fn message_signature(
+    origin: &str,
+    ms: &MessageSignatureJson,
+    m: Material,
+) -> Result<Parsed, String> {
+    let message_digest = ms
+        .message_digest
+        .as_ref()
+        .map(|d| {
+            Ok::<_, String>(MessageDigest {
+                algorithm: d.algorithm.clone(),
+                digest: b64(&d.digest, "message digest")?,
             })
-        }
-        (None, Some(env)) => {
-            let envelope = Envelope::from_parts(
-                &env.payload_type,
-                &env.payload,
-                env.signatures.iter().map(|s| s.sig.as_str()),
-            )
-            .map_err(|e| format!("{origin}: {e}"))?;
-            let mut evidence = envelope_evidence(origin, &envelope, certificate, certs, tlog);
-            for ev in &mut evidence {
-                ev.timestamps = timestamps.clone();
-            }
-            Ok(Parsed {
-                evidence,
-                message_digest: None,
-            })
-        }
-        _ => Err(format!(
-            "{origin}: bundle must hold exactly one of messageSignature or dsseEnvelope"
-        )),
-    }
+        })
+        .transpose()?;
+    Ok(Parsed {
+        evidence: vec![Evidence {
+            origin: origin.to_owned(),
+            signed_bytes: Vec::new(),
+            signed_digest: None,
+            tlog_payload: Vec::new(),
+            signature: b64(&ms.signature, "signature")?,
+            certificate: m.certificate,
+            chain: m.chain,
+            tlog: m.tlog,
+            timestamps: m.timestamps,
+            claims: Claims::ManifestSignature,
+        }],
+        content: Content::Message(message_digest),
+    })
 }
 
 fn tlog_entry(e: &TlogEntryJson) -> Result<TlogEntry, String> {

@@ -32,16 +32,19 @@ pub fn verify_bundle(
         Artifact::Bytes(b) => Digest::sha256(b),
         Artifact::Digest(d) => d.clone(),
     };
-    let evidence = match (parsed.message_digest.is_some(), artifact) {
-        (true, Artifact::Bytes(b)) => parsed.with_message(b)?,
-        (true, Artifact::Digest(d)) => {
+    // A message signature is always checked over the artifact (its bytes, or
+    // its digest for keys that sign a prehashed message), whether or not the
+    // bundle names a message digest: never over an empty message.
+    let evidence = match artifact {
+        Artifact::Bytes(b) => parsed.with_message(b)?,
+        Artifact::Digest(d) if parsed.signs_message() => {
             if d.algorithm() != DigestAlgorithm::Sha256 {
                 return Err(format!("{d} is not a SHA-256 digest"));
             }
             let sha256 = hex::decode(d.hex()).map_err(|e| format!("{d}: {e}"))?;
             parsed.with_digest(&sha256)?
         }
-        (false, _) => parsed.evidence,
+        Artifact::Digest(_) => parsed.envelope_evidence()?,
     };
     let target = Target {
         name: "",

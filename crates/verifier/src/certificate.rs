@@ -109,12 +109,14 @@ fn unix(d: std::time::Duration) -> i64 {
 
 /// Checks that `leaf` chains, at Unix time `at`, to a certificate authority of
 /// `root` valid at that time, through the authority's intermediates and the
-/// certificates the signature shipped (`extra`, untrusted).
+/// certificates the signature shipped (`extra`, untrusted). `when` says in
+/// messages what `at` is ("at signing time", "at the current time").
 pub fn verify_chain(
     leaf: &[u8],
     extra: &[Vec<u8>],
     root: &TrustRoot,
     at: i64,
+    when: &str,
 ) -> Result<(), String> {
     let leaf_der = CertificateDer::from(leaf);
     let end_entity = webpki::EndEntityCert::try_from(&leaf_der)
@@ -125,7 +127,7 @@ pub fn verify_chain(
     let mut last_error = "no certificate authority is configured".to_owned();
     for ca in &root.authorities {
         if !ca.valid_for.contains(at) {
-            last_error = "no certificate authority was valid at signing time".into();
+            last_error = format!("no certificate authority was valid {when}");
             continue;
         }
         let Some((anchor_der, ca_intermediates)) = ca.chain.split_last() else {
@@ -158,6 +160,6 @@ pub fn verify_chain(
         }
     }
     Err(format!(
-        "certificate does not chain to a trusted root: {last_error}"
+        "certificate does not chain to a trusted root {when}: {last_error}"
     ))
 }

@@ -41,6 +41,20 @@ pub struct Descriptor {
     /// Artifact type (in referrers indexes).
     #[serde(default)]
     pub artifact_type: Option<String>,
+    /// The platform an image index entry runs on.
+    #[serde(default)]
+    pub platform: Option<Platform>,
+}
+
+/// The platform of an image index entry.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Platform {
+    /// Operating system (`linux`; `unknown` on build attestations).
+    #[serde(default)]
+    pub os: String,
+    /// CPU architecture (`amd64`; `unknown` on build attestations).
+    #[serde(default)]
+    pub architecture: String,
 }
 
 /// The parts of an OCI manifest or index tagpin reads.

@@ -5,8 +5,8 @@
 use tagpin_resolver::{Digest, ImageReference};
 
 use crate::bundle::{self, BUNDLE_V03_MEDIA_TYPE};
-use crate::cosign_v2::{self, DSSE_MEDIA_TYPE, Manifest, SIMPLE_SIGNING_MEDIA_TYPE};
-use crate::evidence::{COSIGN_SIGN_PREDICATE, Claims, Found};
+use crate::cosign_v2::{self, DSSE_MEDIA_TYPE, Descriptor, Manifest, SIMPLE_SIGNING_MEDIA_TYPE};
+use crate::evidence::{COSIGN_SIGN_PREDICATE, Claims, Evidence, Found};
 use crate::source::{ArtifactSource, SourceError};
 
 /// Most layers or referrers read per tag or index; a registry cannot make one
@@ -148,6 +148,8 @@ async fn read_layers<S: ArtifactSource>(
     Ok(())
 }
 
+/// Reads the OCI 1.1 referrers of `digest`: cosign v2 manifests in its
+/// OCI 1.1 mode and Sigstore bundles.
 async fn referrers<S: ArtifactSource>(
     source: &S,
     image: &ImageReference,
@@ -164,13 +166,29 @@ async fn referrers<S: ArtifactSource>(
             return Ok(());
         }
     };
-    let mut subject_manifest: Option<Vec<u8>> = None;
+    let mut subject = Subject {
+        digest,
+        bytes: None,
+    };
+    for desc in signature_referrers(&index, digest, out) {
+        read_referrer(source, image, desc, &mut subject, out).await?;
+    }
+    Ok(())
+}
+
+/// The referrers that may hold signatures or attestations, at most
+/// [`MAX_ARTIFACTS`] of them.
+fn signature_referrers<'a>(
+    index: &'a Manifest,
+    digest: &Digest,
+    out: &mut Discovery,
+) -> Vec<&'a Descriptor> {
     let wanted = [
         BUNDLE_V03_MEDIA_TYPE,
         COSIGN_SIG_ARTIFACT_TYPE,
         COSIGN_ATT_ARTIFACT_TYPE,
     ];
-    let bundles: Vec<_> = index
+    let mut found: Vec<&Descriptor> = index
         .manifests
         .iter()
         .filter(|d| {
@@ -179,93 +197,144 @@ async fn referrers<S: ArtifactSource>(
                 .is_some_and(|t| wanted.contains(&t))
         })
         .collect();
-    if bundles.len() > MAX_ARTIFACTS {
+    if found.len() > MAX_ARTIFACTS {
         out.notes.push(format!(
             "referrers of {digest}: only the first {MAX_ARTIFACTS} of {} bundles were read",
-            bundles.len()
+            found.len()
         ));
+        found.truncate(MAX_ARTIFACTS);
     }
-    for desc in bundles.into_iter().take(MAX_ARTIFACTS) {
-        let origin = format!("referrer {}", desc.digest);
-        let Some(fetched) = source.manifest(image, &desc.digest).await? else {
-            out.notes.push(format!("{origin}: listed but not found"));
-            continue;
+    found
+}
+
+/// Reads one referrer: a cosign v2 manifest, or a manifest holding a bundle.
+async fn read_referrer<S: ArtifactSource>(
+    source: &S,
+    image: &ImageReference,
+    desc: &Descriptor,
+    subject: &mut Subject<'_>,
+    out: &mut Discovery,
+) -> Result<(), SourceError> {
+    let origin = format!("referrer {}", desc.digest);
+    let Some(fetched) = source.manifest(image, &desc.digest).await? else {
+        out.notes.push(format!("{origin}: listed but not found"));
+        return Ok(());
+    };
+    let kind = match desc.artifact_type.as_deref() {
+        Some(COSIGN_SIG_ARTIFACT_TYPE) => Some(Kind::Signatures),
+        Some(COSIGN_ATT_ARTIFACT_TYPE) => Some(Kind::Attestations),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        return read_layers(source, image, &origin, &fetched.bytes, kind, out).await;
+    }
+    let Some(evidence) =
+        bundle_evidence(source, image, &origin, &fetched.bytes, subject, out).await?
+    else {
+        return Ok(());
+    };
+    let annotated = desc
+        .annotations
+        .get(PREDICATE_TYPE_ANNOTATION)
+        .map(String::as_str);
+    for ev in evidence {
+        let is_signature = match &ev.claims {
+            Claims::Statement(s) => s.predicate_type == COSIGN_SIGN_PREDICATE,
+            Claims::ManifestSignature | Claims::ImageSignature(_) => true,
+            Claims::Unreadable(_) => annotated.is_none_or(|p| p == COSIGN_SIGN_PREDICATE),
         };
-        let kind = match desc.artifact_type.as_deref() {
-            Some(COSIGN_SIG_ARTIFACT_TYPE) => Some(Kind::Signatures),
-            Some(COSIGN_ATT_ARTIFACT_TYPE) => Some(Kind::Attestations),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            read_layers(source, image, &origin, &fetched.bytes, kind, out).await?;
-            continue;
-        }
-        let manifest = match Manifest::parse(&fetched.bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                out.notes.push(format!("{origin}: {e}"));
-                continue;
-            }
-        };
-        let Some(layer) = manifest
-            .layers
-            .iter()
-            .find(|l| l.media_type == BUNDLE_V03_MEDIA_TYPE)
-        else {
-            out.notes.push(format!("{origin}: no bundle layer"));
-            continue;
-        };
-        let Some(blob) = layer_blob(source, image, &layer.digest, &origin, &mut out.notes).await?
-        else {
-            continue;
-        };
-        let parsed = match bundle::parse(&origin, &blob) {
-            Ok(p) => p,
-            Err(e) => {
-                out.notes.push(e);
-                continue;
-            }
-        };
-        let evidence = if parsed.message_digest.is_some() {
-            // A message signature over the image signs the manifest bytes.
-            if subject_manifest.is_none() {
-                subject_manifest = source
-                    .manifest(image, &digest.to_string())
-                    .await?
-                    .map(|m| m.bytes);
-            }
-            let Some(bytes) = &subject_manifest else {
-                out.notes.push(format!(
-                    "{origin}: the signed manifest {digest} is not found"
-                ));
-                continue;
-            };
-            match parsed.with_message(bytes) {
-                Ok(e) => e,
-                Err(e) => {
-                    out.notes.push(format!("{origin}: {e}"));
-                    continue;
-                }
-            }
+        if is_signature {
+            out.found.signatures.push(ev);
         } else {
-            parsed.evidence
-        };
-        let annotated = desc
-            .annotations
-            .get(PREDICATE_TYPE_ANNOTATION)
-            .map(String::as_str);
-        for ev in evidence {
-            let is_signature = match &ev.claims {
-                Claims::Statement(s) => s.predicate_type == COSIGN_SIGN_PREDICATE,
-                Claims::ManifestSignature | Claims::ImageSignature(_) => true,
-                Claims::Unreadable(_) => annotated.is_none_or(|p| p == COSIGN_SIGN_PREDICATE),
-            };
-            if is_signature {
-                out.found.signatures.push(ev);
-            } else {
-                out.found.attestations.push(ev);
-            }
+            out.found.attestations.push(ev);
         }
     }
     Ok(())
+}
+
+/// The image manifest the referrers are attached to, read once and only when
+/// a message signature needs it.
+struct Subject<'a> {
+    digest: &'a Digest,
+    /// The bytes, or why they are not at hand.
+    bytes: Option<Result<Vec<u8>, String>>,
+}
+
+impl Subject<'_> {
+    /// The subject manifest's bytes, fetched by digest and checked against
+    /// it; `Err` is a note on why they are not at hand.
+    async fn bytes<S: ArtifactSource>(
+        &mut self,
+        source: &S,
+        image: &ImageReference,
+    ) -> Result<Result<&[u8], String>, SourceError> {
+        if self.bytes.is_none() {
+            let digest = self.digest;
+            self.bytes = Some(match source.manifest(image, &digest.to_string()).await? {
+                None => Err(format!("the signed manifest {digest} is not found")),
+                Some(f) if !digest.matches(&f.bytes) => Err(format!(
+                    "the registry served a manifest for {digest} that does not hash to it"
+                )),
+                Some(f) => Ok(f.bytes),
+            });
+        }
+        Ok(match &self.bytes {
+            Some(Ok(b)) => Ok(b.as_slice()),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("the signed manifest was not read".into()),
+        })
+    }
+}
+
+/// The evidence of the Sigstore bundle a referrer manifest holds. A message
+/// signature is bound to the subject manifest's bytes: it signs that image
+/// or nothing. Problems become notes and `None`.
+async fn bundle_evidence<S: ArtifactSource>(
+    source: &S,
+    image: &ImageReference,
+    origin: &str,
+    manifest: &[u8],
+    subject: &mut Subject<'_>,
+    out: &mut Discovery,
+) -> Result<Option<Vec<Evidence>>, SourceError> {
+    let manifest = match Manifest::parse(manifest) {
+        Ok(m) => m,
+        Err(e) => {
+            out.notes.push(format!("{origin}: {e}"));
+            return Ok(None);
+        }
+    };
+    let Some(layer) = manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == BUNDLE_V03_MEDIA_TYPE)
+    else {
+        out.notes.push(format!("{origin}: no bundle layer"));
+        return Ok(None);
+    };
+    let Some(blob) = layer_blob(source, image, &layer.digest, origin, &mut out.notes).await? else {
+        return Ok(None);
+    };
+    let parsed = match bundle::parse(origin, &blob) {
+        Ok(p) => p,
+        Err(e) => {
+            out.notes.push(e);
+            return Ok(None);
+        }
+    };
+    let bound = if parsed.signs_message() {
+        match subject.bytes(source, image).await? {
+            Ok(bytes) => parsed.with_message(bytes),
+            Err(why) => Err(why),
+        }
+    } else {
+        parsed.envelope_evidence()
+    };
+    match bound {
+        Ok(evidence) => Ok(Some(evidence)),
+        Err(e) => {
+            out.notes.push(format!("{origin}: {e}"));
+            Ok(None)
+        }
+    }
 }

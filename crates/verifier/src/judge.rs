@@ -8,7 +8,7 @@ use crate::certificate::{self, SigningCertificate};
 use crate::evidence::{COSIGN_SIGN_PREDICATE, Claims, Evidence};
 use crate::keys::PublicKey;
 use crate::policy::{
-    AttestationRequirement, Authority, AuthoritySet, Combination, Signer, TlogMode,
+    AttestationRequirement, Authority, AuthoritySet, Combination, Matcher, Signer, TlogMode,
 };
 use crate::rekor::{self, Expected};
 use crate::repository::same_repository;
@@ -109,26 +109,96 @@ fn attestation_claims(
     Ok(())
 }
 
-/// Judges one candidate against one authority; returns the signer's name.
+/// A signature that satisfied an authority.
+#[derive(Debug, Clone)]
+struct Satisfied {
+    /// The signer's name: a key fingerprint or `issuer/subject`.
+    signer: String,
+    /// What makes it one signature: the verifying key and the signed
+    /// content. Copies of a signature, or a second (malleated or re-made)
+    /// signature by the same key over the same content, are the same signature.
+    identity: (Vec<u8>, Vec<u8>),
+}
+
+/// Judges one candidate against one authority.
 fn judge(
     ev: &Evidence,
     auth: &Authority,
     t: &Target<'_>,
     claims: &dyn Fn(&Evidence) -> Result<(), String>,
-) -> Result<String, Miss> {
+) -> Result<Satisfied, Miss> {
     // 1. The signature itself, with the authority's key or the certificate's.
-    let cert: Option<SigningCertificate> = match &auth.signer {
+    let cert = check_signature(ev, auth, t)?;
+    // 2. What it signs.
+    claims(ev).map_err(|e| miss(2, e))?;
+    // 3. Annotations on the same signature.
+    check_annotations(ev, auth)?;
+    // 4. Transparency log, bound to this signature and signer.
+    let signed_at = check_tlog(ev, auth, cert.as_ref())?;
+    let (signer, key) = match (&auth.signer, cert) {
+        (Signer::Key(k), _) => (k.fingerprint(), k.spki_der().to_vec()),
+        (
+            Signer::Identity {
+                issuer,
+                subject,
+                roots,
+            },
+            Some(cert),
+        ) => {
+            // 5. Certificate chain, at every time the signature is proven
+            // to have existed; 6. the identity it certifies.
+            check_certificate(ev, &cert, roots, signed_at, t.now)?;
+            let who = check_identity(ev, &cert, issuer, subject)?;
+            (who, cert.public_key.spki_der().to_vec())
+        }
+        (Signer::Identity { .. }, None) => return Err(miss(1, "certificate missing")),
+    };
+    Ok(Satisfied {
+        signer,
+        identity: (key, signed_content(ev)),
+    })
+}
+
+/// The SHA-256 of what a signature is over.
+fn signed_content(ev: &Evidence) -> Vec<u8> {
+    match &ev.signed_digest {
+        Some(d) => d.clone(),
+        None => Sha256::digest(&ev.signed_bytes).to_vec(),
+    }
+}
+
+/// Stage 1: the signature verifies with the authority's key, or with the
+/// certificate it carries (returned for the later stages).
+fn check_signature(
+    ev: &Evidence,
+    auth: &Authority,
+    t: &Target<'_>,
+) -> Result<Option<SigningCertificate>, Miss> {
+    // A message signature carries no payload naming what it signs: say
+    // what it was checked over.
+    let over = match ev.claims {
+        Claims::ManifestSignature => format!(" over {} (the artifact it is attached to)", t.digest),
+        _ => String::new(),
+    };
+    if ev.signed_digest.is_none() && ev.signed_bytes.is_empty() {
+        // Nothing a signature over nothing could be about: never a match.
+        return Err(miss(
+            1,
+            format!("{}: signature is over no content", ev.origin),
+        ));
+    }
+    match &auth.signer {
         Signer::Key(key) => {
             if !signature_verifies(key, ev) {
                 return Err(miss(
                     1,
                     format!(
-                        "{}: signature does not verify with {}",
+                        "{}: signature does not verify with {}{over}",
                         ev.origin, auth.name
                     ),
                 ));
             }
-            None
+            Ok(None)
         }
         Signer::Identity { .. } => {
             let der = ev.certificate.as_ref().ok_or_else(|| {
@@ -143,17 +213,18 @@ fn judge(
                 return Err(miss(
                     1,
                     format!(
-                        "{}: signature does not verify with its certificate",
+                        "{}: signature does not verify with its certificate{over}",
                         ev.origin
                     ),
                 ));
             }
-            Some(cert)
+            Ok(Some(cert))
         }
-    };
-    // 2. What it signs.
-    claims(ev).map_err(|e| miss(2, e))?;
-    // 3. Annotations on the same signature.
+    }
+}
+
+/// Stage 3: the authority's annotations are on the same signature.
+fn check_annotations(ev: &Evidence, auth: &Authority) -> Result<(), Miss> {
     let annotations = ev.annotations();
     for (k, v) in &auth.annotations {
         if annotations.get(k) != Some(v) {
@@ -163,122 +234,137 @@ fn judge(
             ));
         }
     }
-    // 4. Transparency log, bound to this signature and signer.
-    let verifier_der: &[u8] = match (&auth.signer, &cert) {
+    Ok(())
+}
+
+/// Stage 4: when the authority requires it, a transparency-log entry for
+/// this signature by this signer; returns the signing time it proves.
+fn check_tlog(
+    ev: &Evidence,
+    auth: &Authority,
+    cert: Option<&SigningCertificate>,
+) -> Result<Option<i64>, Miss> {
+    if auth.tlog != TlogMode::Required {
+        return Ok(None);
+    }
+    let Some(root) = &auth.tlog_root else {
+        return Err(miss(4, "no transparency log is configured"));
+    };
+    let verifier_der: &[u8] = match (&auth.signer, cert) {
         (Signer::Key(k), _) => k.spki_der(),
         (_, Some(c)) => &c.der,
         (_, None) => &[],
     };
-    let mut signed_at = None;
-    let mut logged = false;
-    if auth.tlog == TlogMode::Required {
-        let Some(root) = &auth.tlog_root else {
-            return Err(miss(4, "no transparency log is configured"));
+    let signed_sha256 = signed_content(ev);
+    let mut last = format!(
+        "{}: no transparency-log entry shipped with the signature",
+        ev.origin
+    );
+    for entry in &ev.tlog {
+        let expected = Expected {
+            signature: &ev.signature,
+            signed_sha256: &signed_sha256,
+            payload: &ev.tlog_payload,
+            verifier_der,
         };
-        let mut last = format!(
-            "{}: no transparency-log entry shipped with the signature",
-            ev.origin
-        );
-        let signed_sha256 = match &ev.signed_digest {
-            Some(d) => d.clone(),
-            None => Sha256::digest(&ev.signed_bytes).to_vec(),
-        };
-        for entry in &ev.tlog {
-            let expected = Expected {
-                signature: &ev.signature,
-                signed_sha256: &signed_sha256,
-                payload: &ev.tlog_payload,
-                verifier_der,
-            };
-            match rekor::verify_entry(entry, root, expected) {
-                Ok(time) => {
-                    signed_at = time;
-                    logged = true;
-                    break;
-                }
-                Err(e) => last = format!("{}: {e}", ev.origin),
-            }
-        }
-        if !logged {
-            return Err(miss(4, last));
+        match rekor::verify_entry(entry, root, expected) {
+            Ok(time) => return Ok(time),
+            Err(e) => last = format!("{}: {e}", ev.origin),
         }
     }
-    // 5. Certificate chain and identity, at every time the signature is
-    // proven to have existed: the log's and each trusted timestamp's.
-    match (&auth.signer, cert) {
-        (Signer::Key(k), _) => Ok(k.fingerprint()),
+    Err(miss(4, last))
+}
+
+/// Stage 5: the certificate is for code signing, valid and chained to the
+/// roots at every time the signature is proven to have existed (the log's
+/// and each trusted timestamp's); with none proven, at the current time.
+fn check_certificate(
+    ev: &Evidence,
+    cert: &SigningCertificate,
+    roots: &TrustRoot,
+    signed_at: Option<i64>,
+    now: i64,
+) -> Result<(), Miss> {
+    if !cert.code_signing {
+        return Err(miss(
+            5,
+            format!("{}: certificate is not for code signing", ev.origin),
+        ));
+    }
+    let mut times: Vec<i64> = signed_at.into_iter().collect();
+    times.extend(timestamps(ev, roots));
+    // Without a proven signing time the certificate is checked now, and the
+    // message says so rather than claim a signing time nobody proved.
+    let (when, invalid) = if times.is_empty() {
+        times.push(now);
         (
-            Signer::Identity {
-                issuer,
-                subject,
-                roots,
-            },
-            Some(cert),
-        ) => {
-            if !cert.code_signing {
-                return Err(miss(
-                    5,
-                    format!("{}: certificate is not for code signing", ev.origin),
-                ));
-            }
-            let mut times: Vec<i64> = signed_at.into_iter().collect();
-            times.extend(timestamps(ev, roots));
-            if times.is_empty() {
-                times.push(t.now);
-            }
-            for at in times {
-                if at < cert.not_before || at > cert.not_after {
-                    return Err(miss(
-                        5,
-                        format!("{}: certificate was not valid at signing time", ev.origin),
-                    ));
-                }
-                certificate::verify_chain(&cert.der, &ev.chain, roots, at)
-                    .map_err(|e| miss(5, format!("{}: {e}", ev.origin)))?;
-            }
-            if !roots.ct_logs.is_empty() {
-                let issuers: Vec<&[u8]> = roots
-                    .authorities
-                    .iter()
-                    .flat_map(|ca| &ca.chain)
-                    .chain(&ev.chain)
-                    .map(Vec::as_slice)
-                    .collect();
-                sct::verify(&cert.der, &issuers, roots).map_err(|e| {
-                    miss(5, format!("{}: certificate transparency: {e}", ev.origin))
-                })?;
-            }
-            let Some(cert_issuer) = &cert.issuer else {
-                return Err(miss(
-                    6,
-                    format!("{}: certificate has no OIDC issuer extension", ev.origin),
-                ));
-            };
-            if !issuer.matches(cert_issuer) {
-                return Err(miss(
-                    6,
-                    format!(
-                        "{}: certificate issuer {cert_issuer:?} does not match {}",
-                        ev.origin,
-                        issuer.describe()
-                    ),
-                ));
-            }
-            let Some(who) = cert.subjects.iter().find(|s| subject.matches(s)) else {
-                return Err(miss(
-                    6,
-                    format!(
-                        "{}: certificate subject {:?} does not match {}",
-                        ev.origin,
-                        cert.subjects,
-                        subject.describe()
-                    ),
-                ));
-            };
-            Ok(format!("{cert_issuer}/{who}"))
+            "at the current time",
+            "certificate is not valid at the current time, and no transparency-log entry \
+             or trusted timestamp proves when it signed",
+        )
+    } else {
+        (
+            "at signing time",
+            "certificate was not valid at signing time",
+        )
+    };
+    for at in times {
+        if at < cert.not_before || at > cert.not_after {
+            return Err(miss(5, format!("{}: {invalid}", ev.origin)));
         }
-        (Signer::Identity { .. }, None) => Err(miss(1, "certificate missing")),
+        certificate::verify_chain(&cert.der, &ev.chain, roots, at, when)
+            .map_err(|e| miss(5, format!("{}: {e}", ev.origin)))?;
     }
+    if !roots.ct_logs.is_empty() {
+        let issuers: Vec<&[u8]> = roots
+            .authorities
+            .iter()
+            .flat_map(|ca| &ca.chain)
+            .chain(&ev.chain)
+            .map(Vec::as_slice)
+            .collect();
+        sct::verify(&cert.der, &issuers, roots)
+            .map_err(|e| miss(5, format!("{}: certificate transparency: {e}", ev.origin)))?;
+    }
+    Ok(())
+}
+
+/// Stage 6: the certificate's OIDC issuer and subject match the authority;
+/// returns `issuer/subject`.
+fn check_identity(
+    ev: &Evidence,
+    cert: &SigningCertificate,
+    issuer: &Matcher,
+    subject: &Matcher,
+) -> Result<String, Miss> {
+    let Some(cert_issuer) = &cert.issuer else {
+        return Err(miss(
+            6,
+            format!("{}: certificate has no OIDC issuer extension", ev.origin),
+        ));
+    };
+    if !issuer.matches(cert_issuer) {
+        return Err(miss(
+            6,
+            format!(
+                "{}: certificate issuer {cert_issuer:?} does not match {}",
+                ev.origin,
+                issuer.describe()
+            ),
+        ));
+    }
+    let Some(who) = cert.subjects.iter().find(|s| subject.matches(s)) else {
+        return Err(miss(
+            6,
+            format!(
+                "{}: certificate subject {:?} does not match {}",
+                ev.origin,
+                cert.subjects,
+                subject.describe()
+            ),
+        ));
+    };
+    Ok(format!("{cert_issuer}/{who}"))
 }
 
 /// Checks the signature over the signed bytes, or over their digest when
@@ -302,8 +388,17 @@ fn timestamps<'a>(ev: &'a Evidence, root: &'a TrustRoot) -> impl Iterator<Item =
 /// The outcome of an authority set: the signers, or why it was not satisfied.
 pub type SetResult = Result<Vec<String>, String>;
 
-/// Evaluates one authority set over candidates, each authority needing one
-/// candidate that meets all its constraints.
+/// What one authority made of the candidates: the distinct signatures that
+/// satisfy it (indexes into the set's signature list), or its best miss.
+struct AuthorityFindings {
+    satisfied_by: Vec<usize>,
+    best: Option<Miss>,
+}
+
+/// Evaluates one authority set over candidates. Each satisfied authority
+/// needs a signature of its own: a signature that meets several authorities
+/// counts for one of them only, so `threshold` and `allOf` count distinct
+/// signatures, not authorities.
 fn evaluate_set(
     set: &AuthoritySet,
     candidates: &[Evidence],
@@ -311,43 +406,47 @@ fn evaluate_set(
     claims: &dyn Fn(&Evidence) -> Result<(), String>,
     nothing_found: &str,
 ) -> SetResult {
+    // An authority with as many signatures as there are authorities always
+    // gets one of its own; for anyOf, one satisfied authority is enough.
+    let enough = match set.combination {
+        Combination::AnyOf => 1,
+        _ => set.authorities.len(),
+    };
+    let mut signatures: Vec<Satisfied> = Vec::new();
+    let findings: Vec<AuthorityFindings> = set
+        .authorities
+        .iter()
+        .map(|auth| judge_authority(auth, candidates, t, claims, enough, &mut signatures))
+        .collect();
+    let edges: Vec<Vec<usize>> = findings.iter().map(|f| f.satisfied_by.clone()).collect();
+    let assigned = assign_distinct(&edges, signatures.len());
     let mut signers = Vec::new();
     let mut misses = Vec::new();
-    for auth in &set.authorities {
-        let mut best: Option<Miss> = None;
-        let mut ok = None;
-        for ev in candidates {
-            match judge(ev, auth, t, claims) {
-                Ok(s) => {
-                    ok = Some(s);
-                    break;
-                }
-                Err(m) => {
-                    if best.as_ref().is_none_or(|b| m.stage > b.stage) {
-                        best = Some(m);
-                    }
+    for ((auth, found), sig) in set.authorities.iter().zip(&findings).zip(&assigned) {
+        match (sig, &found.best) {
+            (Some(i), _) => {
+                if let Some(s) = signatures.get(*i)
+                    && !signers.contains(&s.signer)
+                {
+                    signers.push(s.signer.clone());
                 }
             }
-        }
-        match ok {
-            Some(s) => {
-                if !signers.contains(&s) {
-                    signers.push(s);
-                }
-            }
-            None => misses.push(match best {
-                Some(m) => format!("{}: {}", auth.name, m.reason),
-                None => format!("{}: {nothing_found}", auth.name),
-            }),
+            (None, _) if !found.satisfied_by.is_empty() => misses.push(format!(
+                "{}: the signatures that meet it are counted for other authorities; \
+                 each authority needs a signature of its own",
+                auth.name
+            )),
+            (None, Some(m)) => misses.push(format!("{}: {}", auth.name, m.reason)),
+            (None, None) => misses.push(format!("{}: {nothing_found}", auth.name)),
         }
     }
-    let satisfied = set.authorities.len() - misses.len();
+    let satisfied = assigned.iter().flatten().count();
     let needed = match set.combination {
         Combination::AnyOf => 1,
         Combination::AllOf => set.authorities.len(),
         Combination::Threshold(n) => n,
     };
-    if satisfied >= needed {
+    if satisfied >= needed && !signers.is_empty() {
         Ok(signers)
     } else {
         Err(format!(
@@ -356,6 +455,81 @@ fn evaluate_set(
             misses.join("; ")
         ))
     }
+}
+
+/// Judges candidates against one authority until `enough` distinct
+/// signatures satisfy it, recording them in `signatures`.
+fn judge_authority(
+    auth: &Authority,
+    candidates: &[Evidence],
+    t: &Target<'_>,
+    claims: &dyn Fn(&Evidence) -> Result<(), String>,
+    enough: usize,
+    signatures: &mut Vec<Satisfied>,
+) -> AuthorityFindings {
+    let mut found = AuthorityFindings {
+        satisfied_by: Vec::new(),
+        best: None,
+    };
+    for ev in candidates {
+        match judge(ev, auth, t, claims) {
+            Ok(s) => {
+                let i = match signatures.iter().position(|o| o.identity == s.identity) {
+                    Some(i) => i,
+                    None => {
+                        signatures.push(s);
+                        signatures.len() - 1
+                    }
+                };
+                if !found.satisfied_by.contains(&i) {
+                    found.satisfied_by.push(i);
+                    if found.satisfied_by.len() >= enough {
+                        break;
+                    }
+                }
+            }
+            Err(m) => {
+                if found.best.as_ref().is_none_or(|b| m.stage > b.stage) {
+                    found.best = Some(m);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Assigns distinct signatures to as many authorities as possible (a maximum
+/// bipartite matching; `edges[a]` lists the signatures authority `a`
+/// accepts). Returns each authority's signature, if it got one.
+fn assign_distinct(edges: &[Vec<usize>], signatures: usize) -> Vec<Option<usize>> {
+    let mut owner: Vec<Option<usize>> = vec![None; signatures];
+    for a in 0..edges.len() {
+        let mut seen = vec![false; signatures];
+        augment(a, edges, &mut owner, &mut seen);
+    }
+    let mut assigned = vec![None; edges.len()];
+    for (sig, a) in owner.iter().enumerate() {
+        if let Some(a) = a {
+            assigned[*a] = Some(sig);
+        }
+    }
+    assigned
+}
+
+/// Finds a signature for authority `a`, moving earlier assignments along
+/// alternating paths when that frees one (Kuhn's algorithm).
+fn augment(a: usize, edges: &[Vec<usize>], owner: &mut [Option<usize>], seen: &mut [bool]) -> bool {
+    for &sig in &edges[a] {
+        if seen[sig] {
+            continue;
+        }
+        seen[sig] = true;
+        if owner[sig].is_none_or(|b| augment(b, edges, owner, seen)) {
+            owner[sig] = Some(a);
+            return true;
+        }
+    }
+    false
 }
 
 /// Evaluates an authority set with caller-supplied claim checks.
@@ -390,4 +564,21 @@ pub fn attestation(req: &AttestationRequirement, found: &[Evidence], t: &Target<
         &nothing,
     )
     .map_err(|e| format!("attestation {:?}: {e}", req.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assign_distinct;
+
+    #[test]
+    fn each_authority_gets_a_signature_of_its_own() {
+        // Two authorities, one signature: one of them only.
+        assert_eq!(assign_distinct(&[vec![0], vec![0]], 1), vec![Some(0), None]);
+        // The first takes signature 0, then gives it up for the second.
+        assert_eq!(
+            assign_distinct(&[vec![0, 1], vec![0]], 2),
+            vec![Some(1), Some(0)]
+        );
+        assert_eq!(assign_distinct(&[vec![], vec![1]], 2), vec![None, Some(1)]);
+    }
 }

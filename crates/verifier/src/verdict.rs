@@ -55,3 +55,54 @@ pub struct Verdict {
     /// Why the image failed, or the warning; names image, digest and rule.
     pub reason: Option<String>,
 }
+
+impl Verdict {
+    /// The verdict of a rule whose requirements were all proven. Every
+    /// verified verdict is built here, so none can name no signer: a rule
+    /// "met" by nobody proves nothing and fails instead.
+    pub fn verified(rule: &str, signers: Vec<String>, attestations: Vec<String>) -> Self {
+        if signers.is_empty() {
+            return Self::failed(
+                rule,
+                "no signer was verified, and a verdict without a signer proves nothing".into(),
+            );
+        }
+        Self {
+            outcome: Outcome::Verified,
+            rule: rule.to_owned(),
+            signers,
+            attestations,
+            reason: None,
+        }
+    }
+
+    /// The verdict of a rule with a requirement not met, and why.
+    pub fn failed(rule: &str, reason: String) -> Self {
+        Self {
+            outcome: Outcome::Failed,
+            rule: rule.to_owned(),
+            signers: Vec::new(),
+            attestations: Vec::new(),
+            reason: Some(reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_without_signers_is_never_verified() {
+        let v = Verdict::verified(
+            "r",
+            Vec::new(),
+            vec!["https://slsa.dev/provenance/v1".into()],
+        );
+        assert_eq!(v.outcome, Outcome::Failed);
+        assert!(v.attestations.is_empty());
+        assert!(v.reason.is_some_and(|r| r.contains("no signer")));
+        let v = Verdict::verified("r", vec!["sha256:ab".into()], Vec::new());
+        assert_eq!(v.outcome, Outcome::Verified);
+    }
+}

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tagpin_resolver::{Digest, ImageReference};
 
 use crate::cache::VerdictCache;
-use crate::cosign_v2::Manifest;
+use crate::cosign_v2::{Descriptor, Manifest};
 use crate::discover::{self, Discovery};
 use crate::judge::{self, Target};
 use crate::policy::{CompiledPolicy, NoMatch, Rule};
@@ -119,13 +119,18 @@ pub async fn verify_uncached<S: ArtifactSource>(
         .await
         .map_err(registry_error)?;
     let mut verdict = evaluate(rule, policy, &name, digest, &found);
-    if verdict.outcome == Outcome::Failed
-        && rule.accept_platform_signatures
-        && let Some(platform) = platform_verdict(source, policy, rule, image, digest)
+    if verdict.outcome == Outcome::Failed && rule.accept_platform_signatures {
+        match platform_verdict(source, policy, rule, image, digest)
             .await
             .map_err(registry_error)?
-    {
-        verdict = platform;
+        {
+            PlatformVerdict::NotAnIndex => {}
+            PlatformVerdict::Verified(v) => verdict = v,
+            PlatformVerdict::Failed(why) => {
+                let reason = verdict.reason.take().unwrap_or_default();
+                verdict.reason = Some(format!("{reason}; and per platform: {why}"));
+            }
+        }
     }
     if let Some(reason) = &verdict.reason {
         verdict.reason = Some(format!(
@@ -176,24 +181,12 @@ fn evaluate(
         }
     }
     if problems.is_empty() {
-        Verdict {
-            outcome: Outcome::Verified,
-            rule: rule.name().to_owned(),
-            signers,
-            attestations,
-            reason: None,
-        }
+        Verdict::verified(rule.name(), signers, attestations)
     } else {
         if !discovery.notes.is_empty() {
             problems.push(format!("skipped artifacts: {}", discovery.notes.join("; ")));
         }
-        Verdict {
-            outcome: Outcome::Failed,
-            rule: rule.name().to_owned(),
-            signers: Vec::new(),
-            attestations: Vec::new(),
-            reason: Some(problems.join("; ")),
-        }
+        Verdict::failed(rule.name(), problems.join("; "))
     }
 }
 
@@ -202,15 +195,22 @@ const INDEX_MEDIA_TYPES: [&str; 2] = [
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
 
-/// When `digest` is an index, verifies every platform manifest instead; the
-/// result replaces the index verdict only when all platforms verify.
-async fn platform_verdict<S: ArtifactSource>(
+/// What verifying an index through its platform manifests gave.
+enum PlatformVerdict {
+    /// The digest is not an image index.
+    NotAnIndex,
+    /// Every runnable platform verified.
+    Verified(Verdict),
+    /// A platform failed, or none is runnable; why.
+    Failed(String),
+}
+
+/// Reads `digest` as an image index; `None` when it is not one.
+async fn read_index<S: ArtifactSource>(
     source: &S,
-    policy: &CompiledPolicy,
-    rule: &Rule,
     image: &ImageReference,
     digest: &Digest,
-) -> Result<Option<Verdict>, SourceError> {
+) -> Result<Option<Manifest>, SourceError> {
     let Some(fetched) = source.manifest(image, &digest.to_string()).await? else {
         return Ok(None);
     };
@@ -222,29 +222,60 @@ async fn platform_verdict<S: ArtifactSource>(
             .media_type
             .as_deref()
             .is_some_and(|m| INDEX_MEDIA_TYPES.contains(&m));
-    if !is_index || index.manifests.is_empty() {
-        return Ok(None);
-    }
+    Ok(is_index.then_some(index))
+}
+
+/// A build attestation stored as an index entry (BuildKit): no platform runs
+/// it. Both marks are required: an entry that names a real platform is
+/// verified whatever it is annotated with.
+fn is_build_attestation(entry: &Descriptor) -> bool {
+    let annotated = entry
+        .annotations
+        .get("vnd.docker.reference.type")
+        .is_some_and(|t| t == "attestation-manifest");
+    let unknown = entry
+        .platform
+        .as_ref()
+        .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown");
+    annotated && unknown
+}
+
+/// When `digest` is an index, verifies every runnable platform manifest
+/// instead: the index passes only when each of them verifies, and at least
+/// one exists.
+async fn platform_verdict<S: ArtifactSource>(
+    source: &S,
+    policy: &CompiledPolicy,
+    rule: &Rule,
+    image: &ImageReference,
+    digest: &Digest,
+) -> Result<PlatformVerdict, SourceError> {
+    let Some(index) = read_index(source, image, digest).await? else {
+        return Ok(PlatformVerdict::NotAnIndex);
+    };
     let name = image.name();
     let mut signers: Vec<String> = Vec::new();
     let mut attestations: Vec<String> = Vec::new();
-    for child in &index.manifests {
-        // Build attestations attached as index entries are not platforms.
-        if child
-            .annotations
-            .get("vnd.docker.reference.type")
-            .is_some_and(|t| t == "attestation-manifest")
-        {
-            continue;
-        }
-        let Ok(child_digest) = child.digest.parse::<Digest>() else {
-            return Ok(None);
+    let mut platforms = 0;
+    for child in index.manifests.iter().filter(|c| !is_build_attestation(c)) {
+        let child_digest = match child.digest.parse::<Digest>() {
+            Ok(d) => d,
+            Err(e) => {
+                return Ok(PlatformVerdict::Failed(format!(
+                    "index entry {:?} is not a digest: {e}",
+                    child.digest
+                )));
+            }
         };
         let found = discover::discover(source, image, &child_digest).await?;
         let v = evaluate(rule, policy, &name, &child_digest, &found);
         if v.outcome != Outcome::Verified {
-            return Ok(None);
+            let why = v.reason.unwrap_or_default();
+            return Ok(PlatformVerdict::Failed(format!(
+                "platform manifest {child_digest}: {why}"
+            )));
         }
+        platforms += 1;
         for s in v.signers {
             if !signers.contains(&s) {
                 signers.push(s);
@@ -256,11 +287,14 @@ async fn platform_verdict<S: ArtifactSource>(
             }
         }
     }
-    Ok(Some(Verdict {
-        outcome: Outcome::Verified,
-        rule: rule.name().to_owned(),
+    if platforms == 0 {
+        return Ok(PlatformVerdict::Failed(
+            "the index lists no runnable platform manifest to verify".into(),
+        ));
+    }
+    Ok(PlatformVerdict::Verified(Verdict::verified(
+        rule.name(),
         signers,
         attestations,
-        reason: None,
-    }))
+    )))
 }

@@ -208,7 +208,7 @@ fn rekor_v2_bundle_fails_once_altered() {
     let mut b = original.clone();
     b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"] =
         serde_json::json!([]);
-    check(&b, "certificate was not valid at signing time");
+    check(&b, "certificate is not valid at the current time");
     // A timestamp whose signed content was altered proves nothing.
     let mut b = original.clone();
     let ts = &mut b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]["signedTimestamp"];
@@ -220,7 +220,7 @@ fn rekor_v2_bundle_fails_once_altered() {
         .unwrap();
     der[at + 13] = b'5';
     *ts = STANDARD.encode(&der).into();
-    check(&b, "certificate was not valid at signing time");
+    check(&b, "certificate is not valid at the current time");
     // A checkpoint for another log origin.
     let mut b = original.clone();
     let cp = &mut b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]["envelope"];
@@ -438,7 +438,7 @@ fn a_timestamp_authority_validity_is_never_borrowed() {
     // Without a trusted time, the short-lived certificate is judged now.
     let err = verify_with_root(REKOR2, &bundle(REKOR2), A_TXT, &path).unwrap_err();
     assert!(
-        err.contains("certificate was not valid at signing time"),
+        err.contains("certificate is not valid at the current time"),
         "{err}"
     );
     let b: serde_json::Value = serde_json::from_slice(&bundle(REKOR2)).unwrap();

@@ -199,3 +199,78 @@ rules:
         policy(yaml);
     }
 }
+
+const TWO_AUTHORITIES: &str = r#"
+noMatch: deny
+trustRoots:
+  test:
+    trustedRoot: "$FIXTURES/trusted_root.json"
+rules:
+  - name: r
+    images: ["**"]
+    signatures:
+      threshold:
+        count: 2
+        of:
+          - FIRST
+          - SECOND
+"#;
+
+fn two(first: &str, second: &str) -> String {
+    TWO_AUTHORITIES
+        .replace("FIRST", first)
+        .replace("SECOND", second)
+}
+
+/// A signer listed twice would let one signature count twice: refused, with
+/// the line of the repeated entry when the text repeats it.
+#[test]
+fn a_signer_listed_twice_is_refused_with_its_line() {
+    let key = "key: {file: \"$FIXTURES/cosign.pub\"}\n            tlog: waived";
+    let e = err(&two(key, key));
+    assert!(e.contains("authority #2 repeats authority #1"), "{e}");
+    assert!(e.contains("line 15"), "{e}");
+    let identity = "keyless: {roots: test, issuer: https://i, subject: s}";
+    let e = err(
+        &two(identity, identity).replace("threshold:\n        count: 2\n        of:", "allOf:")
+    );
+    assert!(e.contains("repeats authority #1"), "{e}");
+    // The same key written inline and as a file is the same signer.
+    let pem = serde_json::to_string(&fixture_text("cosign.pub")).unwrap();
+    let inline = format!("key: {{pem: {pem}}}\n            tlog: waived");
+    let e = err(&two(key, &inline));
+    assert!(
+        e.contains("authorities #1 and #2 are the same signer"),
+        "{e}"
+    );
+    // The same key with other annotations asks for another signature: allowed.
+    let annotated = format!("{key}\n            annotations: {{env: prod}}");
+    policy(&two(key, &annotated));
+    // So are an exact subject and a regex that may match it: each needs a
+    // signature of its own at verification time.
+    let regex = "keyless: {roots: test, issuer: https://i, subjectRegExp: \".*\"}";
+    policy(&two(identity, regex));
+}
+
+/// A rule may require attestations only; its signers are the attestations'.
+#[test]
+fn a_rule_with_only_attestations_is_valid() {
+    policy(
+        r#"
+noMatch: deny
+rules:
+  - name: r
+    images: ["**"]
+    attestations:
+      - predicateType: https://slsa.dev/provenance/v1
+        signedBy:
+          anyOf:
+            - key: {file: "$FIXTURES/cosign.pub"}
+              tlog: waived
+"#,
+    );
+    let e = err(
+        "noMatch: deny\nrules:\n  - name: r\n    images: [\"**\"]\n    attestations:\n      - predicateType: t\n",
+    );
+    assert!(e.contains("signedBy"), "{e}");
+}

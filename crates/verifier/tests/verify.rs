@@ -7,8 +7,10 @@ mod support;
 
 use serde_json::json;
 use support::*;
+use tagpin_resolver::Digest;
 use tagpin_verifier::{
-    CacheTtl, CompiledPolicy, Outcome, VerdictCache, Verifier, VerifyError, verify_uncached,
+    ArtifactSource, CacheTtl, CompiledPolicy, Outcome, VerdictCache, Verifier, VerifyError,
+    verify_uncached,
 };
 
 const KEYED: &str = r#"
@@ -725,5 +727,282 @@ rules:
         v.reason
             .unwrap()
             .contains("does not chain to a trusted root")
+    );
+}
+
+// A message signature binds to the image it is attached to.
+
+/// The attack: a trusted key once signed the empty message (by mistake, or
+/// a test run of a signing tool). That one bundle, without a message digest,
+/// is attached as a referrer to an image the key never signed.
+#[tokio::test]
+async fn empty_message_bundle_does_not_sign_an_unsigned_image() {
+    let key = TestKey::new();
+    let bundle = message_bundle(&key.sign(b""), None);
+    let reg = MemoryRegistry::default();
+    let unsigned = reg.put_image("never signed");
+    reg.put_bundle_referrers(&unsigned, &[bundle]);
+    let v = verify_uncached(&reg, &policy(&key.policy()), &image(), &unsigned)
+        .await
+        .unwrap();
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+    assert!(v.signers.is_empty());
+    let reason = v.reason.unwrap();
+    assert!(
+        reason.contains("signature does not verify with key")
+            && reason.contains(&format!("over {unsigned} (the artifact it is attached to)")),
+        "{reason}"
+    );
+}
+
+/// Without a message digest a bundle still signs the manifest's bytes: it
+/// verifies for the image it signed and for no other.
+#[tokio::test]
+async fn message_bundle_without_digest_is_checked_over_the_manifest() {
+    let key = TestKey::new();
+    let reg = MemoryRegistry::default();
+    let signed = reg.put_image("signed");
+    let manifest = reg.manifest(&image(), &signed.to_string()).await.unwrap();
+    let bundle = message_bundle(&key.sign(&manifest.unwrap().bytes), None);
+    reg.put_bundle_referrers(&signed, std::slice::from_ref(&bundle));
+    let p = policy(&key.policy());
+    let v = verify_uncached(&reg, &p, &image(), &signed).await.unwrap();
+    assert_eq!(v.outcome, Outcome::Verified, "{v:?}");
+    let other = reg.put_image("other");
+    reg.put_bundle_referrers(&other, &[bundle]);
+    let v = verify_uncached(&reg, &p, &image(), &other).await.unwrap();
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+}
+
+/// A subject manifest the registry serves with bytes that do not hash to
+/// its digest signs nothing.
+#[tokio::test]
+async fn message_bundle_needs_the_subject_manifest_bytes() {
+    let key = TestKey::new();
+    let reg = MemoryRegistry::default();
+    let missing = Digest::sha256(b"not stored");
+    reg.put_bundle_referrers(&missing, &[message_bundle(&key.sign(b"x"), None)]);
+    let v = verify_uncached(&reg, &policy(&key.policy()), &image(), &missing)
+        .await
+        .unwrap();
+    assert_eq!(v.outcome, Outcome::Failed);
+    let reason = v.reason.unwrap();
+    assert!(reason.contains("is not found"), "{reason}");
+}
+
+/// A registry that serves other bytes under the image's digest cannot make
+/// a signature over those bytes sign the image.
+#[tokio::test]
+async fn message_bundle_over_bytes_that_are_not_the_digest_is_refused() {
+    let key = TestKey::new();
+    let reg = MemoryRegistry::default();
+    let image_digest = Digest::sha256(b"the real manifest");
+    let other = b"{\"schemaVersion\":2}";
+    reg.put_raw(
+        &image_digest.to_string(),
+        "application/vnd.oci.image.manifest.v1+json",
+        other,
+    );
+    reg.put_bundle_referrers(&image_digest, &[message_bundle(&key.sign(other), None)]);
+    let v = verify_uncached(&reg, &policy(&key.policy()), &image(), &image_digest)
+        .await
+        .unwrap();
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+    let reason = v.reason.unwrap();
+    assert!(reason.contains("does not hash to it"), "{reason}");
+}
+
+/// The same attack through the standalone bundle check: an empty-message
+/// bundle verifies no artifact, by bytes or by digest.
+#[test]
+fn empty_message_bundle_verifies_no_artifact() {
+    use tagpin_verifier::bundle_verify::{Artifact, verify_bundle};
+    let key = TestKey::new();
+    let p = policy(&key.policy());
+    let set = p.rule("r").unwrap().signatures().unwrap();
+    let manifest = fixture("manifest.json");
+    let empty = message_bundle(&key.sign(b""), None);
+    let now = 1_800_000_000;
+    let err = verify_bundle(&empty, Artifact::Bytes(&manifest), set, now).unwrap_err();
+    assert!(err.contains("signature does not verify"), "{err}");
+    let err = verify_bundle(&empty, Artifact::Digest(&d1()), set, now).unwrap_err();
+    assert!(err.contains("signature does not verify"), "{err}");
+    // The real signature over the manifest verifies both ways.
+    let good = message_bundle(&key.sign(&manifest), None);
+    assert!(verify_bundle(&good, Artifact::Bytes(&manifest), set, now).is_ok());
+    assert!(verify_bundle(&good, Artifact::Digest(&d1()), set, now).is_ok());
+    assert!(verify_bundle(&good, Artifact::Digest(&d2()), set, now).is_err());
+}
+
+// Platform signatures: every runnable platform, and at least one.
+
+fn accepting_platforms(key: &TestKey) -> String {
+    key.policy().replace(
+        "noMatch: deny",
+        "noMatch: deny\nacceptPlatformSignatures: true",
+    )
+}
+
+/// Signs image manifest `digest` with `key` (message-signature referrer).
+async fn sign_image(reg: &MemoryRegistry, key: &TestKey, digest: &Digest) {
+    let manifest = reg.manifest(&image(), &digest.to_string()).await.unwrap();
+    let bundle = message_bundle(&key.sign(&manifest.unwrap().bytes), None);
+    reg.put_bundle_referrers(digest, &[bundle]);
+}
+
+/// The attack: an unsigned amd64 image annotated as a build attestation was
+/// skipped, and an index of skipped entries verified with no signer.
+#[tokio::test]
+async fn annotated_unsigned_platform_is_verified_not_skipped() {
+    let key = TestKey::new();
+    let reg = MemoryRegistry::default();
+    let amd64 = reg.put_image("amd64, unsigned");
+    let index = reg.put_index(vec![index_entry(
+        &amd64,
+        "linux",
+        "amd64",
+        json!({"vnd.docker.reference.type": "attestation-manifest"}),
+    )]);
+    let p = policy(&accepting_platforms(&key));
+    let v = verify_uncached(&reg, &p, &image(), &index).await.unwrap();
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+    let reason = v.reason.unwrap();
+    assert!(
+        reason.contains(&format!("platform manifest {amd64}")),
+        "{reason}"
+    );
+}
+
+/// Build attestations (`unknown/unknown` and annotated) are skipped, but an
+/// index needs at least one runnable platform, and every one must verify.
+#[tokio::test]
+async fn platform_signatures_need_every_runnable_platform() {
+    let key = TestKey::new();
+    let reg = MemoryRegistry::default();
+    let attestation = json!({"vnd.docker.reference.type": "attestation-manifest"});
+    let build = reg.put_image("build attestation");
+    let only_attestations = reg.put_index(vec![index_entry(
+        &build,
+        "unknown",
+        "unknown",
+        attestation.clone(),
+    )]);
+    let p = policy(&accepting_platforms(&key));
+    let v = verify_uncached(&reg, &p, &image(), &only_attestations)
+        .await
+        .unwrap();
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+    assert!(v.reason.unwrap().contains("no runnable platform"));
+    let amd64 = reg.put_image("amd64");
+    let arm64 = reg.put_image("arm64");
+    sign_image(&reg, &key, &amd64).await;
+    let entries = vec![
+        index_entry(&amd64, "linux", "amd64", json!({})),
+        index_entry(&build, "unknown", "unknown", attestation),
+    ];
+    let index = reg.put_index(entries.clone());
+    let v = verify_uncached(&reg, &p, &image(), &index).await.unwrap();
+    assert_eq!(v.outcome, Outcome::Verified, "{v:?}");
+    assert_eq!(v.signers.len(), 1);
+    let mut with_unsigned = entries;
+    with_unsigned.push(index_entry(&arm64, "linux", "arm64", json!({})));
+    let index = reg.put_index(with_unsigned);
+    let v = verify_uncached(&reg, &p, &image(), &index).await.unwrap();
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+}
+
+// Thresholds count distinct signatures.
+
+fn two_identities(combination: &str) -> String {
+    keyless_policy("").replace(
+        "      anyOf:\n        - keyless:\n            roots: test\n",
+        &format!(
+            "      {combination}\n          - keyless:\n              roots: test\n              issuer: https://token.actions.githubusercontent.com\n              subject: https://github.com/tagpin/app/.github/workflows/release.yml@refs/heads/main\n          - keyless:\n              roots: test\n              issuer: https://token.actions.githubusercontent.com\n              subjectRegExp: https://github\\.com/tagpin/.*\n"
+        ),
+    )
+}
+
+/// The attack: one signature met both a `subject` and a `subjectRegExp`
+/// authority and passed `threshold: 2` (and `allOf`) alone.
+#[tokio::test]
+async fn one_signature_does_not_meet_threshold_two() {
+    let reg = keyless_registry("trusted", false);
+    for combination in ["threshold:\n        count: 2\n        of:", "allOf:"] {
+        let yaml = two_identities(combination);
+        let v = run(&reg, &policy(&yaml)).await;
+        assert_eq!(v.outcome, Outcome::Failed, "{combination}: {v:?}");
+        let reason = v.reason.unwrap();
+        assert!(
+            reason.contains("1 of 2 authorities satisfied, 2 required")
+                && reason.contains("counted for other authorities"),
+            "{reason}"
+        );
+        // One of the two is enough for anyOf.
+        let any = yaml.replace(combination, "anyOf:");
+        assert_eq!(run(&reg, &policy(&any)).await.outcome, Outcome::Verified);
+    }
+}
+
+/// A copy of the signature (a second layer with the same bytes) is the same
+/// signature, not a second one.
+#[tokio::test]
+async fn a_copied_signature_counts_once() {
+    let g = generated();
+    let k = &g["trusted"];
+    let reg = MemoryRegistry::default();
+    let annotations = json!({
+        "dev.sigstore.cosign/certificate": k["certificate"],
+        "dev.sigstore.cosign/chain": k["chain"],
+        "dev.sigstore.cosign/bundle": serde_json::to_string(&k["bundle"]).unwrap(),
+    });
+    let layer = |reg: &MemoryRegistry| {
+        sig_layer(
+            reg,
+            &fixture("payload.json"),
+            k["signature"].as_str().unwrap(),
+            annotations.clone(),
+        )
+    };
+    let layers = vec![layer(&reg), layer(&reg)];
+    reg.put_v2_tag(&d1(), "sig", layers);
+    let yaml = two_identities("threshold:\n        count: 2\n        of:");
+    let v = run(&reg, &policy(&yaml)).await;
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+}
+
+/// Without a proven signing time (`tlog: waived`, no timestamp) an expired
+/// certificate is said to be checked at the current time.
+#[test]
+fn expired_certificate_without_signing_time_is_checked_now() {
+    use tagpin_verifier::bundle_verify::{Artifact, verify_bundle};
+    let g = generated();
+    let k = &g["trusted"];
+    let der = |pem_text: &str| b64(pem::parse(pem_text).unwrap().contents());
+    let bundle = serde_json::to_vec(&json!({
+        "mediaType": BUNDLE_TYPE,
+        "verificationMaterial": {
+            "x509CertificateChain": {"certificates": [
+                {"rawBytes": der(k["certificate"].as_str().unwrap())},
+                {"rawBytes": der(k["chain"].as_str().unwrap())},
+            ]},
+            "tlogEntries": [],
+        },
+        "messageSignature": {"signature": k["signature"]},
+    }))
+    .unwrap();
+    let yaml = keyless_policy(&format!("{IDENTITY}\n          tlog: waived")).replace(
+        "    trustedRoot: \"$FIXTURES/trusted_root.json\"",
+        "    caFile: \"$FIXTURES/ca-root.pem\"",
+    );
+    let p = policy(&yaml);
+    let set = p.rule("keyless").unwrap().signatures().unwrap();
+    let payload = fixture("payload.json");
+    let valid_now = 1_800_000_000;
+    verify_bundle(&bundle, Artifact::Bytes(&payload), set, valid_now).unwrap();
+    let after_expiry = 4_102_444_801;
+    let err = verify_bundle(&bundle, Artifact::Bytes(&payload), set, after_expiry).unwrap_err();
+    assert!(
+        err.contains("not valid at the current time") && !err.contains("signing time"),
+        "{err}"
     );
 }

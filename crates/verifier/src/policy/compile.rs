@@ -361,6 +361,7 @@ impl Loader<'_> {
                     .map_err(|e| PolicyError(format!("{field}: authority #{} : {}", i + 1, e.0)))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        check_distinct(&authorities).map_err(|e| PolicyError(format!("{field}: {e}")))?;
         Ok(AuthoritySet {
             combination,
             authorities,
@@ -440,6 +441,50 @@ impl Loader<'_> {
             },
             name,
         ))
+    }
+}
+
+/// Refuses one signer listed twice with the same annotations, however it is
+/// written (a key inline and from a file): one signature would satisfy both,
+/// and `allOf` or `threshold` would count it twice.
+fn check_distinct(authorities: &[Authority]) -> Result<(), String> {
+    for (j, b) in authorities.iter().enumerate() {
+        if let Some(i) = authorities[..j].iter().position(|a| a.same_signer_as(b)) {
+            return Err(format!(
+                "authorities #{} and #{} are the same signer ({}) with the same annotations; \
+                 one signature would count for both, so list each signer once",
+                i + 1,
+                j + 1,
+                b.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Authority {
+    fn same_signer_as(&self, other: &Self) -> bool {
+        let same = match (&self.signer, &other.signer) {
+            (Signer::Key(a), Signer::Key(b)) => a == b,
+            (
+                Signer::Identity {
+                    issuer: ia,
+                    subject: sa,
+                    roots: ra,
+                },
+                Signer::Identity {
+                    issuer: ib,
+                    subject: sb,
+                    roots: rb,
+                },
+            ) => {
+                ia.describe() == ib.describe()
+                    && sa.describe() == sb.describe()
+                    && Arc::ptr_eq(ra, rb)
+            }
+            _ => false,
+        };
+        same && self.annotations == other.annotations
     }
 }
 

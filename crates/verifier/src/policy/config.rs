@@ -4,13 +4,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::distinct;
+
 /// Signature and attestation policy, embedded under `verification:` in tagpin's config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Policy {
     /// What happens to an image that no rule matches; deliberately required.
     pub no_match: NoMatch,
-    /// Accept signatures on a platform manifest when the index itself is unsigned.
+    /// When an index fails its rule, accept it if every runnable platform
+    /// manifest it lists (at least one) verifies; build attestations
+    /// (`unknown/unknown`, annotated) are not platforms.
     #[serde(default)]
     pub accept_platform_signatures: bool,
     /// Groups of repositories (`registry/repository`) that count as the same
@@ -20,7 +24,8 @@ pub struct Policy {
     /// Named trust roots that authorities refer to.
     #[serde(default)]
     pub trust_roots: BTreeMap<String, TrustRootConfig>,
-    /// Rules, matched by image glob; the most specific glob wins.
+    /// Rules, matched by image glob: the matching glob with the most literal
+    /// characters wins, the rule written first on ties.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
 }
@@ -80,10 +85,10 @@ pub struct RuleConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthoritySetConfig {
     /// Satisfied when any authority is.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "distinct::optional")]
     pub any_of: Option<Vec<AuthorityConfig>>,
-    /// Satisfied when every authority is.
-    #[serde(default)]
+    /// Satisfied when every authority is, each by a signature of its own.
+    #[serde(default, deserialize_with = "distinct::optional")]
     pub all_of: Option<Vec<AuthorityConfig>>,
     /// Satisfied when at least `count` authorities are.
     #[serde(default)]
@@ -94,9 +99,10 @@ pub struct AuthoritySetConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ThresholdConfig {
-    /// How many authorities must be satisfied.
+    /// How many authorities must be satisfied, each by a signature of its own.
     pub count: usize,
     /// The candidate authorities.
+    #[serde(deserialize_with = "distinct::list")]
     pub of: Vec<AuthorityConfig>,
 }
 
@@ -182,4 +188,55 @@ pub struct AttestationConfig {
     pub conditions: Vec<String>,
     /// Who must have signed the attestation.
     pub signed_by: AuthoritySetConfig,
+}
+
+impl AuthorityConfig {
+    /// True when `other` is written as the same signer with the same
+    /// annotations: the same key file or PEM, or the same keyless issuer,
+    /// subject and roots. Listing a signer twice would let one signature
+    /// count twice toward `allOf` or `threshold`.
+    pub fn same_signer_as(&self, other: &Self) -> bool {
+        let same_key = match (&self.key, &other.key) {
+            (Some(a), Some(b)) => {
+                (a.file.is_some() && a.file == b.file)
+                    || a.pem.as_deref().map(normalize_pem).is_some_and(|p| {
+                        b.pem.as_deref().map(normalize_pem).as_deref() == Some(p.as_str())
+                    })
+            }
+            _ => false,
+        };
+        let same_identity = match (&self.keyless, &other.keyless) {
+            (Some(a), Some(b)) => {
+                a.roots == b.roots
+                    && a.issuer == b.issuer
+                    && a.issuer_reg_exp == b.issuer_reg_exp
+                    && a.subject == b.subject
+                    && a.subject_reg_exp == b.subject_reg_exp
+            }
+            _ => false,
+        };
+        (same_key || same_identity) && self.annotations == other.annotations
+    }
+
+    /// The signer as written, for messages.
+    pub fn describe_signer(&self) -> String {
+        match (&self.key, &self.keyless) {
+            (Some(KeyConfig { file: Some(f), .. }), _) => format!("key file {f:?}"),
+            (Some(_), _) => "inline key".to_owned(),
+            (_, Some(k)) => {
+                let issuer = k.issuer.as_ref().or(k.issuer_reg_exp.as_ref());
+                let subject = k.subject.as_ref().or(k.subject_reg_exp.as_ref());
+                format!(
+                    "keyless {} / {}",
+                    issuer.map_or("?", String::as_str),
+                    subject.map_or("?", String::as_str)
+                )
+            }
+            (None, None) => "no signer".to_owned(),
+        }
+    }
+}
+
+fn normalize_pem(pem: &str) -> String {
+    pem.split_whitespace().collect()
 }

@@ -2,6 +2,7 @@
 
 mod compile;
 mod config;
+mod distinct;
 
 pub use compile::{
     AttestationRequirement, Authority, AuthoritySet, Combination, CompiledPolicy, Matcher,

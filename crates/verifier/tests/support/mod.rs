@@ -60,6 +60,20 @@ impl MemoryRegistry {
         d
     }
 
+    /// Stores `bytes` under `reference` as they are, even under a digest they
+    /// do not hash to: a registry that lies.
+    pub fn put_raw(&self, reference: &str, media_type: &str, bytes: &[u8]) {
+        let f = Fetched {
+            media_type: media_type.into(),
+            digest: Digest::sha256(bytes),
+            bytes: bytes.to_vec(),
+        };
+        self.manifests
+            .lock()
+            .unwrap()
+            .insert(reference.to_owned(), f);
+    }
+
     /// Removes a tag.
     pub fn delete_tag(&self, tag: &str) {
         self.manifests.lock().unwrap().remove(tag);
@@ -303,4 +317,109 @@ pub fn captured_images() -> (ImageReference, Digest, Digest, Digest, Digest) {
         digest("ca"),
         digest("oci11"),
     )
+}
+
+/// A P-256 signing key made for one test, standing in for a key the policy
+/// trusts (a CI key, say) that signed something it should not have.
+pub struct TestKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl Default for TestKey {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestKey {
+    /// A fresh key.
+    pub fn new() -> Self {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+        Self { pair }
+    }
+
+    /// The public key as PEM.
+    pub fn pem(&self) -> String {
+        use aws_lc_rs::encoding::AsDer as _;
+        use aws_lc_rs::signature::KeyPair as _;
+        let der: aws_lc_rs::encoding::PublicKeyX509Der<'_> =
+            self.pair.public_key().as_der().unwrap();
+        pem::encode(&pem::Pem::new("PUBLIC KEY", der.as_ref().to_vec()))
+    }
+
+    /// A signature over `message` (SHA-256, ASN.1 DER).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.pair.sign(&rng, message).unwrap().as_ref().to_vec()
+    }
+
+    /// A keyed policy trusting this key for every image, with `tlog: waived`.
+    pub fn policy(&self) -> String {
+        format!(
+            "noMatch: deny\nrules:\n  - name: r\n    images: [\"**\"]\n    signatures:\n      anyOf:\n        - key: {{pem: {}}}\n          tlog: waived\n",
+            serde_json::to_string(&self.pem()).unwrap()
+        )
+    }
+}
+
+/// A Sigstore v0.3 message-signature bundle with a public-key hint; with
+/// `digest`, it names that SHA-256 message digest.
+pub fn message_bundle(signature: &[u8], digest: Option<&[u8]>) -> Vec<u8> {
+    let mut ms = json!({"signature": b64(signature)});
+    if let Some(d) = digest {
+        ms["messageDigest"] = json!({"algorithm": "SHA2_256", "digest": b64(d)});
+    }
+    serde_json::to_vec(&json!({
+        "mediaType": BUNDLE_TYPE,
+        "verificationMaterial": {"publicKey": {"hint": "test"}, "tlogEntries": []},
+        "messageSignature": ms,
+    }))
+    .unwrap()
+}
+
+impl MemoryRegistry {
+    /// Stores an image index listing `entries` (descriptor JSON) and returns its digest.
+    pub fn put_index(&self, entries: Vec<Value>) -> Digest {
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries,
+        });
+        self.put_manifest(
+            None,
+            "application/vnd.oci.image.index.v1+json",
+            &serde_json::to_vec(&index).unwrap(),
+        )
+    }
+
+    /// Stores an image manifest with one distinct layer and returns its digest.
+    pub fn put_image(&self, seed: &str) -> Digest {
+        let layer = self.put_blob(seed.as_bytes());
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": layer.to_string(), "size": seed.len()},
+            "layers": [],
+        });
+        self.put_manifest(
+            None,
+            "application/vnd.oci.image.manifest.v1+json",
+            &serde_json::to_vec(&manifest).unwrap(),
+        )
+    }
+}
+
+/// An index entry for `digest` on `os/arch`, with optional annotations.
+pub fn index_entry(digest: &Digest, os: &str, arch: &str, annotations: Value) -> Value {
+    json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest.to_string(),
+        "size": 1,
+        "platform": {"os": os, "architecture": arch},
+        "annotations": annotations,
+    })
 }
