@@ -667,27 +667,27 @@ const SUITE_FAILURES: [(&str, &str); 49] = [
     // nothing is checked in `suite_timestamps_fail_for_their_reason`.
     (
         "rekor2-no-timestamp_fail",
-        "certificate was not valid at signing time",
+        "certificate is not valid at the current time",
     ),
     (
         "rekor2-timestamp-outside-trust-root-tsa-validity_fail",
-        "certificate was not valid at signing time",
+        "certificate is not valid at the current time",
     ),
     (
         "rekor2-timestamp-outside-tsa-cert-validity_fail",
-        "certificate was not valid at signing time",
+        "certificate is not valid at the current time",
     ),
     (
         "rekor2-timestamp-payload-mismatch_fail",
-        "certificate was not valid at signing time",
+        "certificate is not valid at the current time",
     ),
     (
         "rekor2-timestamp-untrusted-tsa-with-embedded-cert_fail",
-        "certificate was not valid at signing time",
+        "certificate is not valid at the current time",
     ),
     (
         "rekor2-timestamp-untrusted-tsa-without-embedded-cert_fail",
-        "certificate was not valid at signing time",
+        "certificate is not valid at the current time",
     ),
     // Its timestamp is base64 wrapped over lines, which tagpin does not read;
     // unwrapped, it fails for the README's reason (see the timestamp test).
