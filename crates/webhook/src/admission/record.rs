@@ -158,18 +158,10 @@ mod tests {
     #[test]
     fn a_record_describes_only_the_image_it_was_written_for() {
         let d = format!("sha256:{}", "a".repeat(64));
-        let r = ImageRecord {
-            path: "/spec/containers/0/image".into(),
-            original: "app:1".into(),
-            image: Some("docker.io/library/app:1".into()),
-            digest: Some(d.clone()),
-            resolved_at: Some("2026-01-01T00:00:00Z".into()),
-            verdict: NOT_VERIFIED.into(),
-            rule: None,
-            signers: Vec::new(),
-            attestations: Vec::new(),
-            error: None,
-        };
+        let written = format!(
+            r#"[{{"path":"/spec/containers/0/image","original":"app:1","image":"docker.io/library/app:1","digest":"{d}","resolvedAt":"2026-01-01T00:00:00Z","verdict":"not-verified"}}]"#
+        );
+        let r = from_json(&written).remove(0);
         let pinned = format!("app:1@{d}");
         assert!(r.describes("/spec/containers/0/image", &pinned));
         assert!(!r.describes("/spec/containers/1/image", &pinned));
