@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use tagpin_e2e::cluster::{RunLabel, TestNamespace, client, kubectl};
+use tagpin_e2e::cluster::{RunLabel, TestNamespace, client, kubectl, kubectl_with_input};
 use tagpin_e2e::fake_registry::{FakeRegistry, MANIFEST, MANIFEST_TYPE, http, is_head};
 use tagpin_e2e::registry::{sha256, unique_suffix};
 use tagpin_e2e::tagpin::{KubeAccess, Tagpin, TagpinConfig};
@@ -174,6 +174,58 @@ async fn set_image_on_a_pod_to_a_tag_that_does_not_resolve_is_denied_in_enforce(
     let stored = s.pods().get("web").await.unwrap();
     assert_eq!(image_of(&stored), pinned(&v1));
     assert_eq!(record(&stored)["digest"], v1.digest.as_str());
+}
+
+/// `kubectl apply` of the manifest a Pod was created from sends its tag again: the Pod
+/// keeps the digest it was pinned to, even after the tag has moved.
+#[tokio::test]
+async fn reapplying_the_original_manifest_keeps_the_pod_on_its_pinned_digest() {
+    let registry = TestRegistry::tls();
+    let repository = format!("e2e/update-{}", unique_suffix());
+    let v1 = push(&registry, &repository, "1.0", "v1").await;
+    let s = Served::start(TagpinConfig {
+        registry_credentials: true,
+        ..TagpinConfig::default()
+    })
+    .await;
+    let manifest = |labels: Value| {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": s.namespace.name, "labels": labels},
+            "spec": {"containers": [{"name": "c0", "image": v1.reference}]},
+        })
+        .to_string()
+    };
+    let out = kubectl_with_input(&["apply", "-f", "-"], &manifest(json!({"v": "1"})));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created = s.pods().get("web").await.unwrap();
+    assert_eq!(image_of(&created), pinned(&v1));
+
+    let moved = push(&registry, &repository, "1.0", "v1-moved").await;
+    assert_ne!(moved.digest, v1.digest);
+    let out = kubectl_with_input(&["apply", "-f", "-"], &manifest(json!({"v": "2"})));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let applied = s.pods().get("web").await.unwrap();
+    assert_eq!(applied.labels()["v"], "2");
+    assert_eq!(image_of(&applied), pinned(&v1));
+    assert_eq!(record(&applied), record(&created));
+    // kubectl did send the tag again, and tagpin put the pin back: both the creation and
+    // the re-apply were answered with a patch.
+    let patched = s
+        .tagpin
+        .log()
+        .lines()
+        .filter(|l| l.contains(r#""name":"web""#) && l.contains(r#""outcome":"patched""#))
+        .count();
+    assert_eq!(patched, 2, "{}", s.tagpin.log_tail());
 }
 
 /// A registry on loopback that serves one empty image under every tag, until stopped.
