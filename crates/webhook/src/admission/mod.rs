@@ -1,8 +1,7 @@
 //! AdmissionReview in, AdmissionReview out: pin every image, record it, apply the namespace's mode.
 //!
-//! A request goes through named steps: [`Admitter::plan`] (leave it alone, or which image
-//! fields it changes), [`Admitter::check`] (look up and verify those), and
-//! [`Admitter::conclude`] (records, patch, response).
+//! A request goes through named steps: `plan` (leave it alone, or which image fields it
+//! changes), `check` (look up and verify those), and `conclude` (records, patch, response).
 
 mod changes;
 mod check;

@@ -19,12 +19,17 @@ use crate::config::{MODE_LABEL, Mode, ModeDecision, PinnedKind};
 
 /// What tagpin is going to do with one request it does not leave alone.
 pub(super) struct Plan {
+    /// The kind of the object.
     pub kind: PinnedKind,
+    /// Its metric label.
     pub kind_label: &'static str,
     /// The fields this request may change.
     pub set: FieldSet,
+    /// The request's namespace.
     pub namespace: String,
+    /// Its mode, and which setting decided it.
     pub mode: ModeDecision,
+    /// The object as written.
     pub object: Value,
     /// Every image field of the object.
     pub fields: Vec<ImageField>,
@@ -66,7 +71,7 @@ impl StoredRecord {
     }
 
     /// The stored entry of the field that keeps `stored`, now at `path`; none when the
-    /// stored object has no entry that describes that image (see [`ImageRecord::describes`]).
+    /// stored object has no entry that describes that image (see `ImageRecord::describes`).
     pub fn entry_for(&self, stored: &Stored, path: &str) -> Option<ImageRecord> {
         self.records
             .iter()
