@@ -55,6 +55,7 @@ pub struct FakeRegistry {
     pub addr: String,
     /// Manifest requests received so far.
     pub manifest_requests: Arc<AtomicUsize>,
+    accepting: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl FakeRegistry {
@@ -66,7 +67,7 @@ impl FakeRegistry {
         let addr = listener.local_addr().expect("bound address").to_string();
         let count = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&count);
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
                 tokio::spawn(serve(conn, Arc::clone(&script), Arc::clone(&counter)));
             }
@@ -74,6 +75,17 @@ impl FakeRegistry {
         Self {
             addr,
             manifest_requests: count,
+            accepting: Some(accepting),
+        }
+    }
+
+    /// Stops listening, as a registry that went down: its address refuses connections
+    /// once this returns.
+    pub async fn stop(&mut self) {
+        if let Some(accepting) = self.accepting.take() {
+            accepting.abort();
+            // The listener is closed when the aborted task has been dropped.
+            let _ = accepting.await;
         }
     }
 
@@ -85,6 +97,7 @@ impl FakeRegistry {
         Self {
             addr,
             manifest_requests: Arc::default(),
+            accepting: None,
         }
     }
 
@@ -101,6 +114,15 @@ async fn serve(mut conn: TcpStream, script: Script, counter: Arc<AtomicUsize>) {
         match conn.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        // A TLS handshake record: answer as a plain HTTP server does, so a client that
+        // tries TLS first on loopback falls back to HTTP.
+        if buf.first() == Some(&0x16) {
+            let _ = conn
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                .await;
+            let _ = conn.shutdown().await;
+            return;
         }
     }
     let head = String::from_utf8_lossy(&buf).to_string();

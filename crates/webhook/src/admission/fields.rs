@@ -5,13 +5,26 @@ use serde_json::Value;
 
 use crate::config::PinnedKind;
 
-/// Which image fields of a pod spec to look at.
+/// Which image fields of a pod spec a request may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldSet {
     /// Containers, init containers, ephemeral containers and image volumes.
     All,
+    /// Containers and init containers: the only images a plain Pod update may change.
+    PodUpdate,
     /// Only ephemeral containers (the `pods/ephemeralcontainers` subresource).
     EphemeralOnly,
+}
+
+impl FieldSet {
+    /// True when a request of this set may change `field`.
+    pub fn may_change(self, field: &ImageField) -> bool {
+        match self {
+            Self::All => true,
+            Self::PodUpdate => matches!(field.list, "containers" | "initContainers"),
+            Self::EphemeralOnly => field.list == "ephemeralContainers",
+        }
+    }
 }
 
 /// One image field of the object.
@@ -21,6 +34,29 @@ pub struct ImageField {
     pub pointer: PointerBuf,
     /// The image exactly as written in the field.
     pub written: String,
+    /// The pod spec list holding it: `containers`, `initContainers`,
+    /// `ephemeralContainers` or `volumes`.
+    pub list: &'static str,
+    /// The name of its container or volume, when it has one.
+    pub name: Option<String>,
+}
+
+impl ImageField {
+    /// What identifies the field across an update: its list and its container's or
+    /// volume's name (unique within a pod spec), else its position.
+    pub fn identity(&self) -> (&'static str, String) {
+        match &self.name {
+            Some(name) => (self.list, format!("name:{name}")),
+            None => (self.list, format!("at:{}", self.pointer)),
+        }
+    }
+}
+
+fn name_of(item: &Value) -> Option<String> {
+    item.get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
 }
 
 const CONTAINER_LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
@@ -29,7 +65,7 @@ const CONTAINER_LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralCo
 ///
 /// A field whose value is not a string is reported with an empty `written`, so that
 /// it is rejected as an invalid reference instead of being skipped silently.
-pub fn image_fields(kind: PinnedKind, object: &Value, set: FieldSet) -> Vec<ImageField> {
+pub fn image_fields(kind: PinnedKind, object: &Value) -> Vec<ImageField> {
     let path = kind.pod_spec_path();
     let Some(spec) = path.iter().try_fold(object, |v, key| v.get(*key)) else {
         return Vec::new();
@@ -37,9 +73,6 @@ pub fn image_fields(kind: PinnedKind, object: &Value, set: FieldSet) -> Vec<Imag
     let base = PointerBuf::from_tokens(path.iter().copied());
     let mut fields = Vec::new();
     for list in CONTAINER_LISTS {
-        if set == FieldSet::EphemeralOnly && list != "ephemeralContainers" {
-            continue;
-        }
         let Some(containers) = spec.get(list).and_then(Value::as_array) else {
             continue;
         };
@@ -55,12 +88,12 @@ pub fn image_fields(kind: PinnedKind, object: &Value, set: FieldSet) -> Vec<Imag
             fields.push(ImageField {
                 pointer,
                 written: image.as_str().unwrap_or_default().to_owned(),
+                list,
+                name: name_of(container),
             });
         }
     }
-    if set == FieldSet::All
-        && let Some(volumes) = spec.get("volumes").and_then(Value::as_array)
-    {
+    if let Some(volumes) = spec.get("volumes").and_then(Value::as_array) {
         for (i, volume) in volumes.iter().enumerate() {
             let Some(reference) = volume.get("image").and_then(|img| img.get("reference")) else {
                 continue;
@@ -73,6 +106,8 @@ pub fn image_fields(kind: PinnedKind, object: &Value, set: FieldSet) -> Vec<Imag
             fields.push(ImageField {
                 pointer,
                 written: reference.as_str().unwrap_or_default().to_owned(),
+                list: "volumes",
+                name: name_of(volume),
             });
         }
     }
@@ -129,7 +164,7 @@ mod tests {
     #[test]
     fn finds_every_field_of_a_pod() {
         let pod = json!({"spec": pod_spec()});
-        let f = image_fields(PinnedKind::Pod, &pod, FieldSet::All);
+        let f = image_fields(PinnedKind::Pod, &pod);
         assert_eq!(
             pointers(&f),
             [
@@ -153,22 +188,53 @@ mod tests {
                 at = &mut at[*key];
             }
             *at = spec.clone();
-            let f = image_fields(kind, &object, FieldSet::All);
+            let f = image_fields(kind, &object);
             let expected = format!("/{}/containers/0/image", kind.pod_spec_path().join("/"));
             assert_eq!(pointers(&f), [expected], "{kind:?}");
         }
     }
 
     #[test]
-    fn ephemeral_only_skips_other_fields() {
+    fn each_set_may_change_only_its_fields() {
         let pod = json!({"spec": pod_spec()});
-        let f = image_fields(PinnedKind::Pod, &pod, FieldSet::EphemeralOnly);
-        assert_eq!(pointers(&f), ["/spec/ephemeralContainers/0/image"]);
+        let f = image_fields(PinnedKind::Pod, &pod);
+        let may = |set: FieldSet| -> Vec<String> {
+            let changeable: Vec<ImageField> =
+                f.iter().filter(|x| set.may_change(x)).cloned().collect();
+            pointers(&changeable)
+        };
+        assert_eq!(may(FieldSet::All).len(), 5);
+        assert_eq!(
+            may(FieldSet::PodUpdate),
+            [
+                "/spec/containers/0/image",
+                "/spec/containers/1/image",
+                "/spec/initContainers/0/image",
+            ]
+        );
+        assert_eq!(
+            may(FieldSet::EphemeralOnly),
+            ["/spec/ephemeralContainers/0/image"]
+        );
+    }
+
+    #[test]
+    fn fields_are_identified_by_list_and_name() {
+        let pod = json!({"spec": pod_spec()});
+        let f = image_fields(PinnedKind::Pod, &pod);
+        assert_eq!(f[1].identity(), ("containers", "name:b".to_owned()));
+        assert_eq!(f[4].identity(), ("volumes", "name:v".to_owned()));
+        let unnamed = json!({"spec": {"containers": [{"image": "x"}]}});
+        let f = image_fields(PinnedKind::Pod, &unnamed);
+        assert_eq!(
+            f[0].identity(),
+            ("containers", "at:/spec/containers/0/image".to_owned())
+        );
     }
 
     #[test]
     fn missing_spec_has_no_fields() {
-        assert!(image_fields(PinnedKind::CronJob, &json!({"spec": {}}), FieldSet::All).is_empty());
+        assert!(image_fields(PinnedKind::CronJob, &json!({"spec": {}})).is_empty());
     }
 
     #[test]

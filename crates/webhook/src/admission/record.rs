@@ -42,7 +42,8 @@ pub struct ImageRecord {
     /// Predicate types of the attestations verified.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<String>,
-    /// Why the field could not be pinned (warn mode admits it unpinned).
+    /// Why the field was denied, or admitted with a warning in warn mode: unpinned when it
+    /// could not be resolved, pinned when only its verification failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -79,13 +80,33 @@ impl ImageRecord {
             && self.original == written
             && self.digest.as_deref() == Some(digest)
             && self.error.is_none()
-            && self.resolved_at.as_deref().is_some_and(|t| {
-                (20..=40).contains(&t.len())
-                    && t.ends_with('Z')
-                    && t.chars()
-                        .all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | 'T' | 'Z' | '.'))
-            })
+            && self.resolved_at.as_deref().is_some_and(looks_like_a_time)
     }
+
+    /// True when this stored record describes the field at `path` holding `written`: the
+    /// record tagpin wrote for it, kept while the field keeps that image. A record of
+    /// another image, or with a digest the field does not carry, describes nothing.
+    pub fn describes(&self, path: &str, written: &str) -> bool {
+        let image_matches = match &self.digest {
+            Some(digest) => {
+                written.ends_with(&format!("@{digest}"))
+                    && (self.original == written
+                        || format!("{}@{digest}", self.original) == written)
+            }
+            None => self.original == written,
+        };
+        self.path == path
+            && image_matches
+            && self.resolved_at.as_deref().is_none_or(looks_like_a_time)
+    }
+}
+
+/// An RFC 3339 UTC time as tagpin writes it, nothing else.
+fn looks_like_a_time(t: &str) -> bool {
+    (20..=40).contains(&t.len())
+        && t.ends_with('Z')
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | 'T' | 'Z' | '.'))
 }
 
 /// Serializes records as compact JSON.
@@ -132,6 +153,38 @@ mod tests {
         assert!(!json.contains("error"), "{json}");
         assert_eq!(from_json(&json), vec![r]);
         assert!(from_json("not json").is_empty());
+    }
+
+    #[test]
+    fn a_record_describes_only_the_image_it_was_written_for() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let written = format!(
+            r#"[{{"path":"/spec/containers/0/image","original":"app:1","image":"docker.io/library/app:1","digest":"{d}","resolvedAt":"2026-01-01T00:00:00Z","verdict":"not-verified"}}]"#
+        );
+        let r = from_json(&written).remove(0);
+        let pinned = format!("app:1@{d}");
+        assert!(r.describes("/spec/containers/0/image", &pinned));
+        assert!(!r.describes("/spec/containers/1/image", &pinned));
+        assert!(!r.describes("/spec/containers/0/image", "app:1"));
+        assert!(!r.describes("/spec/containers/0/image", &format!("app:2@{d}")));
+        let written_with_digest = ImageRecord {
+            original: pinned.clone(),
+            ..r.clone()
+        };
+        assert!(written_with_digest.describes("/spec/containers/0/image", &pinned));
+        let unresolved = ImageRecord {
+            digest: None,
+            resolved_at: None,
+            error: Some("unreachable".into()),
+            ..r.clone()
+        };
+        assert!(unresolved.describes("/spec/containers/0/image", "app:1"));
+        assert!(!unresolved.describes("/spec/containers/0/image", &pinned));
+        let odd_time = ImageRecord {
+            resolved_at: Some("yesterday, honest".into()),
+            ..r
+        };
+        assert!(!odd_time.describes("/spec/containers/0/image", &pinned));
     }
 
     #[test]

@@ -9,9 +9,11 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tagpin_resolver::{Digest, ImageReference, Keychain, Resolution, ResolverStats};
 
+use super::record::ImageRecord;
 use super::*;
-use crate::config::Config;
+use crate::config::{Config, PinnedKind};
 use crate::credentials::ClusterState;
+use crate::resolving::ResolveFailure;
 
 fn digest(c: char) -> String {
     format!("sha256:{}", c.to_string().repeat(64))
@@ -542,9 +544,26 @@ async fn ephemeral_container_update_pins_only_ephemeral_containers() {
         format!("busybox@{}", digest('b'))
     );
     assert_eq!(out["spec"]["containers"][0]["image"], "redis:7");
-    // Plain pod updates (labels, finalizers) are never blocked.
-    let a = run(&h, &review_body("Pod", "UPDATE", None, &pod)).await;
-    assert_eq!(a.decision.outcome, Outcome::Skipped);
+    assert!(a.response.get("warnings").is_none(), "{}", a.response);
+    // Ephemeral containers added earlier are not looked up again.
+    let before = calls(&h);
+    let mut more = out.clone();
+    more["spec"]["ephemeralContainers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "debug2", "image": "nginx:1.25"}));
+    let a = run(
+        &h,
+        &update_review("Pod", Some("ephemeralcontainers"), &out, &more),
+    )
+    .await;
+    assert!(a.allowed(), "{}", a.response);
+    assert_eq!(
+        a.patched(&more)["spec"]["ephemeralContainers"][1]["image"],
+        format!("nginx:1.25@{}", digest('a'))
+    );
+    assert_eq!(calls(&h) - before, 1);
+    // Status updates cannot change images.
     let a = run(&h, &review_body("Pod", "UPDATE", Some("status"), &pod)).await;
     assert_eq!(a.decision.outcome, Outcome::Skipped);
 }
@@ -868,56 +887,356 @@ async fn verification_error_is_never_an_allow() {
     assert_eq!(audit[0].verdict, "error");
 }
 
-/// An UPDATE of `object` whose stored version carried `stored_images` as its annotation.
-fn update_body(kind: &str, object: &Value, stored_images: &str) -> Vec<u8> {
+/// An UPDATE from `old`, as stored, to `new`.
+fn update_review(kind: &str, sub_resource: Option<&str>, old: &Value, new: &Value) -> Vec<u8> {
     let mut body: Value =
-        serde_json::from_slice(&review_body(kind, "UPDATE", None, object)).unwrap();
-    let mut old = object.clone();
-    old["metadata"]["annotations"] = json!({"tagpin.dev/images": stored_images});
-    body["request"]["oldObject"] = old;
+        serde_json::from_slice(&review_body(kind, "UPDATE", sub_resource, new)).unwrap();
+    body["request"]["oldObject"] = old.clone();
     serde_json::to_vec(&body).unwrap()
 }
 
-#[tokio::test]
-async fn reapplied_tag_with_an_unchanged_digest_keeps_its_resolution_time() {
-    let h = harness(Config::default(), standard());
-    let obj = object(
-        "Deployment",
-        json!({"containers": [
-            {"name": "a", "image": "nginx:1.25"},
-            {"name": "b", "image": "busybox"},
-        ]}),
-    );
-    let earlier = "2026-01-02T03:04:05.123456789Z";
-    let stored = json!([
-        {"path": "/spec/template/spec/containers/0/image", "original": "nginx:1.25",
-         "image": "docker.io/library/nginx:1.25", "digest": digest('a'),
-         "resolvedAt": earlier, "verdict": "not-verified"},
-        // The tag moved since: a new resolution time.
-        {"path": "/spec/template/spec/containers/1/image", "original": "busybox",
-         "image": "docker.io/library/busybox:latest", "digest": digest('f'),
-         "resolvedAt": earlier, "verdict": "not-verified"},
-    ])
-    .to_string();
-    let a = run(&h, &update_body("Deployment", &obj, &stored)).await;
-    let records = a.records(&obj);
-    assert_eq!(records[0].digest.as_deref(), Some(digest('a').as_str()));
-    assert_eq!(records[0].resolved_at.as_deref(), Some(earlier));
-    assert_eq!(records[1].digest.as_deref(), Some(digest('b').as_str()));
-    assert_ne!(records[1].resolved_at.as_deref(), Some(earlier));
+async fn update(h: &Harness, kind: &str, old: &Value, new: &Value) -> Answer {
+    run(h, &update_review(kind, None, old, new)).await
+}
 
-    // Only UPDATEs look at the stored object, and only sane timestamps are kept.
-    let forged = stored.replace(earlier, "yesterday, honest");
-    let a = run(&h, &update_body("Deployment", &obj, &forged)).await;
-    assert_ne!(
-        a.records(&obj)[0].resolved_at.as_deref(),
-        Some("yesterday, honest")
+/// What tagpin stores for `object` on creation.
+async fn stored(h: &Harness, kind: &str, object: &Value) -> Value {
+    let a = create(h, kind, object).await;
+    assert!(a.allowed(), "{}", a.response);
+    a.patched(object)
+}
+
+fn calls(h: &Harness) -> usize {
+    h.resolver.calls.load(Ordering::SeqCst)
+}
+
+fn a_record_count(obj: &Value) -> usize {
+    record::from_json(images_annotation(obj).as_str().unwrap_or_default()).len()
+}
+
+fn images_annotation(obj: &Value) -> &Value {
+    &obj["metadata"]["annotations"]["tagpin.dev/images"]
+}
+
+/// `kubectl set image pod/...`: a Pod's image changed on UPDATE is pinned as on creation.
+#[tokio::test]
+async fn pod_image_changed_on_update_is_pinned_and_recorded() {
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({
+            "containers": [{"name": "a", "image": "nginx:1.25"}],
+            "initContainers": [{"name": "i", "image": "busybox"}],
+        }),
     );
-    let mut create: Value =
-        serde_json::from_slice(&update_body("Deployment", &obj, &stored)).unwrap();
-    create["request"]["operation"] = json!("CREATE");
-    let a = run(&h, &serde_json::to_vec(&create).unwrap()).await;
-    assert_ne!(a.records(&obj)[0].resolved_at.as_deref(), Some(earlier));
+    let old = stored(&h, "Pod", &pod).await;
+    let before = calls(&h);
+    let mut new = old.clone();
+    new["spec"]["containers"][0]["image"] = json!("registry.example:5000/team/app:v2");
+    let a = update(&h, "Pod", &old, &new).await;
+    assert!(a.allowed(), "{}", a.response);
+    assert_eq!(a.decision.outcome, Outcome::Patched);
+    let out = a.patched(&new);
+    assert_eq!(
+        out["spec"]["containers"][0]["image"],
+        format!("registry.example:5000/team/app:v2@{}", digest('c'))
+    );
+    assert_eq!(
+        out["spec"]["initContainers"][0]["image"],
+        old["spec"]["initContainers"][0]["image"]
+    );
+    // Only the changed field reached the registry.
+    assert_eq!(calls(&h) - before, 1);
+    let records = a.records(&new);
+    assert_eq!(records[0].original, "registry.example:5000/team/app:v2");
+    assert_eq!(records[0].digest.as_deref(), Some(digest('c').as_str()));
+    // The unchanged init container keeps the record its creation wrote.
+    let created = record::from_json(images_annotation(&old).as_str().unwrap());
+    assert_eq!(records[1], created[1]);
+    // A plain Pod update may change only containers' images: the patch touches nothing else.
+    let patch: Value = serde_json::from_slice(a.decision.response.patch.as_ref().unwrap()).unwrap();
+    for op in patch.as_array().unwrap() {
+        let path = op["path"].as_str().unwrap();
+        assert!(
+            path == "/spec/containers/0/image" || path.starts_with("/metadata/annotations"),
+            "{op}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pod_image_changed_to_an_unresolvable_tag_is_denied_in_enforce_and_warned_in_warn() {
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    let old = stored(&h, "Pod", &pod).await;
+    let mut new = old.clone();
+    new["spec"]["containers"][0]["image"] = json!("redis:7");
+    let a = update(&h, "Pod", &old, &new).await;
+    assert!(!a.allowed());
+    assert_eq!(a.decision.outcome, Outcome::Denied);
+    let msg = a.response["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("redis:7") && msg.contains("unreachable"),
+        "{msg}"
+    );
+
+    let h = harness(
+        Config {
+            default_mode: Mode::Warn,
+            ..Config::default()
+        },
+        standard(),
+    );
+    let a = update(&h, "Pod", &old, &new).await;
+    assert!(a.allowed());
+    assert_eq!(a.decision.outcome, Outcome::Warned);
+    assert!(
+        a.response["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("redis:7")
+    );
+    assert!(
+        a.records(&new)[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("unreachable")
+    );
+}
+
+/// Label, annotation and finalizer updates never depend on a registry, and are answered
+/// even when every admission slot is busy.
+#[tokio::test]
+async fn update_that_changes_no_image_never_calls_the_registry() {
+    let warn = Config {
+        default_mode: Mode::Warn,
+        ..Config::default()
+    };
+    let warned = harness(warn, standard());
+    // Now everything fails, in enforce mode.
+    let h = harness(Config::default(), FakeResolver::with(&[]));
+    for kind in ["Pod", "Deployment"] {
+        // One image pinned, one admitted unpinned in warn mode (its registry was down).
+        let obj = object(
+            kind,
+            json!({"containers": [{"name": "a", "image": "nginx:1.25"}, {"name": "b", "image": "redis:7"}]}),
+        );
+        let old = stored(&warned, kind, &obj).await;
+        assert_eq!(a_record_count(&old), 2);
+        let mut new = old.clone();
+        new["metadata"]["labels"] = json!({"team": "a"});
+        new["metadata"]["finalizers"] = json!(["example.com/keep"]);
+        let a = update(&h, kind, &old, &new).await;
+        assert!(a.allowed(), "{kind}: {}", a.response);
+        assert_eq!(a.decision.outcome, Outcome::Unchanged, "{kind}");
+        assert!(a.response.get("patch").is_none(), "{kind}: {}", a.response);
+        assert!(
+            a.response.get("warnings").is_none(),
+            "{kind}: {}",
+            a.response
+        );
+        assert!(a.decision.verdicts.is_empty());
+
+        let req = parse_review(&update_review(kind, None, &old, &new)).unwrap();
+        let d = h.admitter.overloaded(req);
+        assert_eq!(d.outcome, Outcome::Unchanged, "{kind}");
+    }
+    assert_eq!(calls(&h), 0);
+    assert!(h.cluster.asked.lock().unwrap().is_empty());
+}
+
+/// `kubectl apply` of the original manifest sends the tag again: the stored pin is kept,
+/// even where the tag has moved since, with its record and no registry call.
+#[tokio::test]
+async fn reapplied_tag_keeps_the_stored_pin_and_its_record() {
+    let h = harness(Config::default(), standard());
+    let earlier = "2026-01-02T03:04:05.123456789Z";
+    for kind in ["Pod", "Deployment"] {
+        let base = kind_path(kind);
+        let stored_records = json!([
+            {"path": format!("{base}/containers/0/image"), "original": "nginx:1.25",
+             "image": "docker.io/library/nginx:1.25", "digest": digest('a'),
+             "resolvedAt": earlier, "verdict": "not-verified"},
+            // The tag has moved since (it resolves to 'b' now).
+            {"path": format!("{base}/containers/1/image"), "original": "busybox",
+             "image": "docker.io/library/busybox:latest", "digest": digest('f'),
+             "resolvedAt": earlier, "verdict": "not-verified"},
+        ]);
+        let mut old = object(
+            kind,
+            json!({"containers": [
+                {"name": "a", "image": format!("nginx:1.25@{}", digest('a'))},
+                {"name": "b", "image": format!("busybox@{}", digest('f'))},
+            ]}),
+        );
+        old["metadata"]["annotations"] = json!({"tagpin.dev/images": stored_records.to_string()});
+        let mut new = object(
+            kind,
+            json!({"containers": [
+                {"name": "a", "image": "nginx:1.25"},
+                {"name": "b", "image": "busybox"},
+            ]}),
+        );
+        new["metadata"]["annotations"] = old["metadata"]["annotations"].clone();
+        let a = update(&h, kind, &old, &new).await;
+        assert!(a.allowed(), "{}", a.response);
+        let out = a.patched(&new);
+        assert_eq!(out["spec"], old["spec"], "{kind}");
+        assert_eq!(images_annotation(&out), images_annotation(&old), "{kind}");
+        assert_eq!(calls(&h), 0, "{kind}");
+
+        // A stored entry that does not look like tagpin's is not carried over.
+        let mut forged = old.clone();
+        forged["metadata"]["annotations"]["tagpin.dev/images"] = json!(
+            stored_records
+                .to_string()
+                .replace(earlier, "yesterday, honest")
+        );
+        let a = update(&h, kind, &forged, &new).await;
+        let out = a.patched(&new);
+        assert_eq!(out["spec"], old["spec"], "{kind}");
+        assert!(
+            out["metadata"]["annotations"]
+                .get("tagpin.dev/images")
+                .is_none(),
+            "{out}"
+        );
+    }
+}
+
+fn kind_path(kind: &str) -> String {
+    let group = gvk(kind)["group"].as_str().unwrap().to_owned();
+    format!(
+        "/{}",
+        PinnedKind::from_group_kind(&group, kind)
+            .unwrap()
+            .pod_spec_path()
+            .join("/")
+    )
+}
+
+/// The stored record is tagpin's: an UPDATE that edits or drops `tagpin.dev/` annotations
+/// without changing an image gets the stored value back.
+#[tokio::test]
+async fn tagpin_annotations_edited_on_update_are_put_back() {
+    let h = harness(Config::default(), standard());
+    for kind in ["Pod", "Deployment"] {
+        let obj = object(
+            kind,
+            json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+        );
+        let old = stored(&h, kind, &obj).await;
+        let before = calls(&h);
+        let mut edited = old.clone();
+        edited["metadata"]["annotations"] = json!({
+            "tagpin.dev/images": format!(r#"[{{"path":"/spec/containers/0/image","original":"nginx:1.25","digest":"{}","verdict":"verified"}}]"#, digest('f')),
+            "tagpin.dev/approved": "true",
+            "team": "a",
+        });
+        let a = update(&h, kind, &old, &edited).await;
+        assert!(a.allowed());
+        let out = a.patched(&edited);
+        assert_eq!(images_annotation(&out), images_annotation(&old), "{kind}");
+        assert!(
+            out["metadata"]["annotations"]
+                .get("tagpin.dev/approved")
+                .is_none()
+        );
+        assert_eq!(out["metadata"]["annotations"]["team"], "a");
+
+        let mut dropped = old.clone();
+        dropped["metadata"]["annotations"] = json!({});
+        let out = update(&h, kind, &old, &dropped).await.patched(&dropped);
+        assert_eq!(images_annotation(&out), images_annotation(&old), "{kind}");
+        assert_eq!(calls(&h), before, "{kind}");
+    }
+}
+
+/// Objects tagpin leaves alone (kinds it does not pin, namespaces in mode `off`) never
+/// gain a `tagpin.dev/` annotation, and keep only stored entries of unchanged images.
+#[tokio::test]
+async fn tagpin_annotations_on_objects_tagpin_leaves_alone_are_tagpins() {
+    let forged = json!({
+        "tagpin.dev/images": format!(r#"[{{"path":"/spec/containers/0/image","original":"evil:1","digest":"{}","verdict":"verified"}}]"#, digest('f')),
+        "tagpin.dev/approved": "true",
+        "team": "a",
+    });
+    let mut off = Config::default();
+    off.namespaces.insert("apps".into(), Mode::Off);
+    let unpinned_kind = Config {
+        kinds: vec![PinnedKind::Pod],
+        ..Config::default()
+    };
+    for (config, kind) in [
+        (off.clone(), "Pod"),
+        (off, "Deployment"),
+        (unpinned_kind, "Deployment"),
+    ] {
+        let h = harness(config, standard());
+        let mut obj = object(
+            kind,
+            json!({"containers": [{"name": "a", "image": "evil:1"}]}),
+        );
+        obj["metadata"]["annotations"] = forged.clone();
+        let a = create(&h, kind, &obj).await;
+        assert!(a.allowed());
+        assert_eq!(a.decision.outcome, Outcome::Patched, "{kind}");
+        let out = a.patched(&obj);
+        assert_eq!(
+            out["metadata"]["annotations"],
+            json!({"team": "a"}),
+            "{kind}"
+        );
+        assert_eq!(out["spec"], obj["spec"]);
+        assert_eq!(calls(&h), 0);
+    }
+
+    // Updating in mode `off`: the stored entry stays while its image does, and goes with it.
+    let pinning = harness(Config::default(), standard());
+    let obj = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    let old = stored(&pinning, "Pod", &obj).await;
+    let mut off = Config::default();
+    off.namespaces.insert("apps".into(), Mode::Off);
+    let h = harness(off, standard());
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"] = json!({"team": "a"});
+    let a = update(&h, "Pod", &old, &relabelled).await;
+    assert_eq!(a.decision.outcome, Outcome::Skipped);
+    assert!(a.response.get("patch").is_none());
+    let mut edited = relabelled.clone();
+    edited["metadata"]["annotations"]["tagpin.dev/images"] = json!("[]");
+    let out = update(&h, "Pod", &old, &edited).await.patched(&edited);
+    assert_eq!(images_annotation(&out), images_annotation(&old));
+    let mut changed = old.clone();
+    changed["spec"]["containers"][0]["image"] = json!("evil:1");
+    let out = update(&h, "Pod", &old, &changed).await.patched(&changed);
+    assert!(
+        out["metadata"]["annotations"]
+            .get("tagpin.dev/images")
+            .is_none(),
+        "{out}"
+    );
+    assert_eq!(out["spec"]["containers"][0]["image"], "evil:1");
+
+    // A ReplicaSet of a pinned Deployment carries the Deployment's record, copied by the
+    // Deployment controller: left alone, so as not to fight that controller.
+    let h = harness(Config::default(), standard());
+    let mut rs = object(
+        "ReplicaSet",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    rs["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "u", "controller": true}]);
+    rs["metadata"]["annotations"] = forged;
+    let a = create(&h, "ReplicaSet", &rs).await;
+    assert_eq!(a.decision.outcome, Outcome::Skipped);
+    assert!(a.response.get("patch").is_none());
 }
 
 /// The review is read without serde's flatten buffering; what it yields must

@@ -1,0 +1,179 @@
+//! The second step: look up and verify the image fields a request changes, each distinct
+//! image once, concurrently, within the request's deadline.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
+
+use tagpin_resolver::{Digest, ImageReference, Keychain};
+use tagpin_verifier::Verdict;
+use tokio::time::Instant;
+
+use super::Admitter;
+use super::changes::Change;
+use super::fields::{ImageField, pull_identity};
+use super::plan::Plan;
+use crate::resolving::ResolveFailure;
+
+/// What happened to one image field.
+pub(super) enum FieldResult {
+    /// Not a valid reference.
+    Invalid(String),
+    /// Already carried a digest.
+    Digested(ImageReference),
+    /// Resolved now, to this digest at this time.
+    Resolved(ImageReference, Digest, SystemTime),
+    /// Could not be resolved.
+    Failed(ImageReference, String),
+}
+
+/// What looking up and verifying one changed field found.
+pub(super) struct Checked {
+    /// Its resolution.
+    pub result: FieldResult,
+    /// Its verification: `None` without a verifier or without a digest.
+    pub verdict: Option<Result<Verdict, String>>,
+}
+
+impl Admitter {
+    /// Looks up and verifies the fields `plan` marks as changed; `None` for every other.
+    pub(super) async fn check(&self, plan: &Plan, deadline: Instant) -> Vec<Option<Checked>> {
+        if !plan.looks_anything_up() {
+            return plan.unchecked();
+        }
+        let changed: Vec<&ImageField> = plan
+            .fields
+            .iter()
+            .zip(&plan.changes)
+            .filter(|(_, c)| **c == Change::Changed)
+            .map(|(f, _)| f)
+            .collect();
+        let (secrets, service_account) = pull_identity(plan.kind, &plan.object);
+        // Built once per request and only from this namespace's secrets.
+        let keychain = self
+            .cluster
+            .keychain(&plan.namespace, &secrets, &service_account);
+        let results = self.resolve_fields(&changed, &keychain, deadline).await;
+        let verdicts = self.verify_fields(&results, &keychain, deadline).await;
+        let mut checked = results
+            .into_iter()
+            .zip(verdicts)
+            .map(|(result, verdict)| Checked { result, verdict });
+        plan.changes
+            .iter()
+            .map(|c| match c {
+                Change::Changed => checked.next(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Resolves each distinct unpinned image once, concurrently, within the deadline.
+    async fn resolve_fields(
+        &self,
+        fields: &[&ImageField],
+        keychain: &Keychain,
+        deadline: Instant,
+    ) -> Vec<FieldResult> {
+        let parsed: Vec<Result<ImageReference, String>> = fields
+            .iter()
+            .map(|f| ImageReference::parse(&f.written).map_err(|e| e.to_string()))
+            .collect();
+        let mut pending: BTreeMap<String, &ImageReference> = BTreeMap::new();
+        for reference in parsed.iter().flatten() {
+            if reference.digest().is_none() {
+                pending.entry(reference.normalized()).or_insert(reference);
+            }
+        }
+        let mut outcomes: HashMap<String, Result<(Digest, SystemTime), String>> = HashMap::new();
+        if !pending.is_empty() {
+            let budget = self.config.deadline_seconds;
+            let lookups = pending.into_iter().map(|(key, reference)| async move {
+                let result =
+                    tokio::time::timeout_at(deadline, self.resolver.resolve(reference, keychain))
+                        .await;
+                let result = match result {
+                    Ok(Ok(resolution)) => Ok((resolution.digest, resolution.resolved_at)),
+                    Ok(Err(ResolveFailure { message, .. })) => Err(message),
+                    Err(_) => Err(format!(
+                        "{}: not resolved within tagpin's {budget}s admission deadline",
+                        reference.as_written()
+                    )),
+                };
+                (key, result)
+            });
+            outcomes.extend(futures::future::join_all(lookups).await);
+        }
+        parsed
+            .into_iter()
+            .map(|p| match p {
+                Err(e) => FieldResult::Invalid(e),
+                Ok(reference) if reference.digest().is_some() => FieldResult::Digested(reference),
+                Ok(reference) => match outcomes.get(&reference.normalized()) {
+                    Some(Ok((digest, at))) => FieldResult::Resolved(reference, digest.clone(), *at),
+                    Some(Err(e)) => FieldResult::Failed(reference, e.clone()),
+                    None => FieldResult::Failed(reference, "not resolved".to_owned()),
+                },
+            })
+            .collect()
+    }
+
+    /// Verifies each distinct pinned digest once, concurrently, within the deadline;
+    /// `None` per field when no verifier is configured or the field has no digest.
+    async fn verify_fields(
+        &self,
+        results: &[FieldResult],
+        keychain: &Keychain,
+        deadline: Instant,
+    ) -> Vec<Option<Result<Verdict, String>>> {
+        let Some(verifier) = &self.verifier else {
+            return results.iter().map(|_| None).collect();
+        };
+        let mut distinct: BTreeMap<(String, String), (ImageReference, Digest)> = BTreeMap::new();
+        for (reference, digest) in results.iter().filter_map(pinned) {
+            distinct
+                .entry((reference.name(), digest.to_string()))
+                .or_insert((reference, digest));
+        }
+        let budget = self.config.deadline_seconds;
+        let checks = distinct.into_iter().map(|(key, (reference, digest))| {
+            let verifier = verifier.clone();
+            async move {
+                let result = tokio::time::timeout_at(
+                    deadline,
+                    verifier.verify(&reference, &digest, keychain),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "{}@{digest}: not verified within tagpin's {budget}s admission deadline",
+                        reference.as_written()
+                    ))
+                });
+                (key, result)
+            }
+        });
+        let verdicts: HashMap<(String, String), Result<Verdict, String>> =
+            futures::future::join_all(checks)
+                .await
+                .into_iter()
+                .collect();
+        results
+            .iter()
+            .map(|r| {
+                let (reference, digest) = pinned(r)?;
+                verdicts
+                    .get(&(reference.name(), digest.to_string()))
+                    .cloned()
+            })
+            .collect()
+    }
+}
+
+/// The reference and digest a field is pinned to, when it is.
+fn pinned(r: &FieldResult) -> Option<(ImageReference, Digest)> {
+    match r {
+        FieldResult::Digested(reference) => Some((reference.clone(), reference.digest()?.clone())),
+        FieldResult::Resolved(reference, digest, _) => Some((reference.clone(), digest.clone())),
+        FieldResult::Invalid(_) | FieldResult::Failed(..) => None,
+    }
+}
