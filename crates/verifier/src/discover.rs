@@ -18,6 +18,11 @@ const COSIGN_SIG_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.
 /// Artifact type of cosign v2 attestation manifests stored as OCI 1.1 referrers.
 const COSIGN_ATT_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.att.v1+json";
 
+/// The OCI empty config's media type. cosign v2 (go-containerregistry before v0.21) lists a
+/// bundle referrer under it in the referrers tag schema instead of the manifest's
+/// `artifactType`, so such entries are read to learn their type.
+const EMPTY_CONFIG_TYPE: &str = "application/vnd.oci.empty.v1+json";
+
 /// Annotation cosign v3 sets on bundle referrers with the statement's predicate type.
 const PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 
@@ -148,6 +153,15 @@ async fn read_layers<S: ArtifactSource>(
     Ok(())
 }
 
+/// A referrer's artifact type: as listed, or the manifest's own where the listing gave
+/// the empty config's type.
+fn listed_type(desc: &cosign_v2::Descriptor, manifest: &[u8]) -> Option<String> {
+    match desc.artifact_type.as_deref() {
+        Some(EMPTY_CONFIG_TYPE) => Manifest::parse(manifest).ok()?.artifact_type,
+        t => t.map(str::to_owned),
+    }
+}
+
 async fn referrers<S: ArtifactSource>(
     source: &S,
     image: &ImageReference,
@@ -176,7 +190,7 @@ async fn referrers<S: ArtifactSource>(
         .filter(|d| {
             d.artifact_type
                 .as_deref()
-                .is_some_and(|t| wanted.contains(&t))
+                .is_some_and(|t| wanted.contains(&t) || t == EMPTY_CONFIG_TYPE)
         })
         .collect();
     if bundles.len() > MAX_ARTIFACTS {
@@ -191,7 +205,14 @@ async fn referrers<S: ArtifactSource>(
             out.notes.push(format!("{origin}: listed but not found"));
             continue;
         };
-        let kind = match desc.artifact_type.as_deref() {
+        let artifact_type = listed_type(desc, &fetched.bytes);
+        if !artifact_type
+            .as_deref()
+            .is_some_and(|t| wanted.contains(&t))
+        {
+            continue;
+        }
+        let kind = match artifact_type.as_deref() {
             Some(COSIGN_SIG_ARTIFACT_TYPE) => Some(Kind::Signatures),
             Some(COSIGN_ATT_ARTIFACT_TYPE) => Some(Kind::Attestations),
             _ => None,
