@@ -82,6 +82,22 @@ impl TestRegistry {
         )
     }
 
+    /// The registry that serves the OCI 1.1 referrers API (TLS, same CA and credentials
+    /// as [`TestRegistry::tls`]); the other two are distribution 2.8, which has none.
+    pub fn referrers() -> Self {
+        let env = TestEnv::load();
+        Self::build(
+            env.require("TAGPIN_REFERRERS_REGISTRY"),
+            "https",
+            Some((
+                env.require("TAGPIN_REGISTRY_USER"),
+                env.require("TAGPIN_REGISTRY_PASSWORD"),
+            )),
+            Some(PathBuf::from(env.require("TAGPIN_REGISTRY_CA"))),
+            PathBuf::from(env.require("TAGPIN_REFERRERS_REGISTRY_LOG")),
+        )
+    }
+
     /// The plain-HTTP registry used as a mirror.
     pub fn mirror() -> Self {
         let env = TestEnv::load();
@@ -119,9 +135,42 @@ impl TestRegistry {
 
     /// A docker `config.json` holding this registry's credentials.
     pub fn docker_config_json(&self) -> String {
-        let (u, p) = self.credentials.clone().unwrap_or_default();
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-        json!({"auths": {self.host.clone(): {"auth": auth}}}).to_string()
+        docker_config_json(&[self])
+    }
+
+    /// Reads a manifest by tag or digest: its status and body, without checking it.
+    pub async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        accept: &str,
+    ) -> anyhow::Result<(reqwest::StatusCode, Vec<u8>)> {
+        let res = self
+            .request(
+                reqwest::Method::GET,
+                &self.url(&format!("{repository}/manifests/{reference}")),
+            )
+            .header("accept", accept)
+            .send()
+            .await?;
+        Ok((res.status(), res.bytes().await?.to_vec()))
+    }
+
+    /// Asks the OCI 1.1 referrers API of `digest`: its status and body.
+    pub async fn get_referrers(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> anyhow::Result<(reqwest::StatusCode, Vec<u8>)> {
+        let res = self
+            .request(
+                reqwest::Method::GET,
+                &self.url(&format!("{repository}/referrers/{digest}")),
+            )
+            .header("accept", OCI_INDEX)
+            .send()
+            .await?;
+        Ok((res.status(), res.bytes().await?.to_vec()))
     }
 
     fn url(&self, path: &str) -> String {
@@ -304,6 +353,19 @@ impl TestRegistry {
             .expect("log wait runs");
         logs::count_manifest_requests(&self.log, method, repository, reference)
     }
+}
+
+/// A docker `config.json` holding the credentials of every registry given.
+pub fn docker_config_json(registries: &[&TestRegistry]) -> String {
+    let auths: serde_json::Map<String, serde_json::Value> = registries
+        .iter()
+        .map(|r| {
+            let (u, p) = r.credentials.clone().unwrap_or_default();
+            let auth = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            (r.host.clone(), json!({"auth": auth}))
+        })
+        .collect();
+    json!({"auths": auths}).to_string()
 }
 
 /// `sha256:<hex>` of `bytes`.

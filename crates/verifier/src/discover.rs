@@ -21,6 +21,18 @@ const COSIGN_ATT_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.att.
 /// Annotation cosign v3 sets on bundle referrers with the statement's predicate type.
 const PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 
+/// The OCI empty config's media type. cosign v2 (go-containerregistry before v0.21) lists a
+/// bundle referrer under it in the referrers tag schema instead of the manifest's
+/// `artifactType`, so such entries are read to learn their type.
+const EMPTY_CONFIG_TYPE: &str = "application/vnd.oci.empty.v1+json";
+
+/// The referrer artifact types that may hold signatures or attestations.
+const WANTED_TYPES: [&str; 3] = [
+    BUNDLE_V03_MEDIA_TYPE,
+    COSIGN_SIG_ARTIFACT_TYPE,
+    COSIGN_ATT_ARTIFACT_TYPE,
+];
+
 /// Everything found, plus notes on artifacts that could not be read.
 #[derive(Debug, Default)]
 pub struct Discovery {
@@ -148,6 +160,15 @@ async fn read_layers<S: ArtifactSource>(
     Ok(())
 }
 
+/// A referrer's artifact type: as listed, or the manifest's own where the listing gave
+/// the empty config's type.
+fn listed_type(desc: &Descriptor, manifest: &[u8]) -> Option<String> {
+    match desc.artifact_type.as_deref() {
+        Some(EMPTY_CONFIG_TYPE) => Manifest::parse(manifest).ok()?.artifact_type,
+        t => t.map(str::to_owned),
+    }
+}
+
 /// Reads the OCI 1.1 referrers of `digest`: cosign v2 manifests in its
 /// OCI 1.1 mode and Sigstore bundles.
 async fn referrers<S: ArtifactSource>(
@@ -183,18 +204,13 @@ fn signature_referrers<'a>(
     digest: &Digest,
     out: &mut Discovery,
 ) -> Vec<&'a Descriptor> {
-    let wanted = [
-        BUNDLE_V03_MEDIA_TYPE,
-        COSIGN_SIG_ARTIFACT_TYPE,
-        COSIGN_ATT_ARTIFACT_TYPE,
-    ];
     let mut found: Vec<&Descriptor> = index
         .manifests
         .iter()
         .filter(|d| {
             d.artifact_type
                 .as_deref()
-                .is_some_and(|t| wanted.contains(&t))
+                .is_some_and(|t| WANTED_TYPES.contains(&t) || t == EMPTY_CONFIG_TYPE)
         })
         .collect();
     if found.len() > MAX_ARTIFACTS {
@@ -220,7 +236,14 @@ async fn read_referrer<S: ArtifactSource>(
         out.notes.push(format!("{origin}: listed but not found"));
         return Ok(());
     };
-    let kind = match desc.artifact_type.as_deref() {
+    let artifact_type = listed_type(desc, &fetched.bytes);
+    if !artifact_type
+        .as_deref()
+        .is_some_and(|t| WANTED_TYPES.contains(&t))
+    {
+        return Ok(());
+    }
+    let kind = match artifact_type.as_deref() {
         Some(COSIGN_SIG_ARTIFACT_TYPE) => Some(Kind::Signatures),
         Some(COSIGN_ATT_ARTIFACT_TYPE) => Some(Kind::Attestations),
         _ => None,
