@@ -19,8 +19,8 @@ fn config(origin: &TestRegistry, mirrors: Vec<String>, ttl_seconds: f64) -> Reso
         origin.host.clone(),
         RegistrySettings {
             ca: origin.ca.clone(),
-            plain_http: false,
             mirrors,
+            ..Default::default()
         },
     );
     c.cache.ttl_seconds = ttl_seconds;

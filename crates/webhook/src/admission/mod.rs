@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, MODE_LABEL, Mode, ModeDecision, PinnedKind};
 use crate::credentials::ClusterState;
-use crate::resolving::{ImageResolver, ResolveFailure};
+use crate::resolving::{ImageResolver, ResolveFailure, respell};
 use crate::verification::ImageVerifier;
 use fields::{FieldSet, ImageField, image_fields, pull_identity};
 use record::{IMAGES_AUDIT_KEY, ImageRecord, NOT_VERIFIED, VERIFY_ERROR};
@@ -113,8 +113,8 @@ enum FieldResult {
     Invalid(String),
     /// Already carried a digest.
     Digested(ImageReference),
-    /// Resolved now, to this digest at this time.
-    Resolved(ImageReference, Digest, SystemTime),
+    /// Resolved now, to this digest at this time, by these registry endpoints.
+    Resolved(ImageReference, Digest, SystemTime, Vec<String>),
     /// Could not be resolved.
     Failed(ImageReference, String),
 }
@@ -341,6 +341,7 @@ impl Admitter {
                 image: None,
                 digest: None,
                 resolved_at: None,
+                resolved_by: Vec::new(),
                 verdict: NOT_VERIFIED.to_owned(),
                 rule: None,
                 signers: Vec::new(),
@@ -392,10 +393,12 @@ impl Admitter {
                         rec.original = prev.original.clone();
                         rec.image = prev.image.clone();
                         rec.resolved_at = prev.resolved_at.clone();
+                        rec.resolved_by = prev.resolved_by.clone();
                     }
                     rec.digest = Some(digest);
                 }
-                FieldResult::Resolved(reference, digest, resolved_at) => {
+                FieldResult::Resolved(reference, digest, resolved_at, resolved_by) => {
+                    rec.resolved_by = resolved_by;
                     let pinned = reference.pinned(&digest);
                     rec.image = Some(reference.normalized());
                     let digest = digest.to_string();
@@ -553,7 +556,9 @@ impl Admitter {
                 pending.entry(reference.normalized()).or_insert(reference);
             }
         }
-        let mut outcomes: HashMap<String, Result<(Digest, SystemTime), String>> = HashMap::new();
+        // A failure keeps the spelling it was found for, to be told in each field's own.
+        type Outcome = Result<(Digest, SystemTime, Vec<String>), (String, String)>;
+        let mut outcomes: HashMap<String, Outcome> = HashMap::new();
         if !pending.is_empty() {
             let budget = self.config.deadline_seconds;
             let lookups = pending.into_iter().map(|(key, reference)| async move {
@@ -561,13 +566,18 @@ impl Admitter {
                     tokio::time::timeout_at(deadline, self.resolver.resolve(reference, keychain))
                         .await;
                 let result = match result {
-                    Ok(Ok(resolution)) => Ok((resolution.digest, resolution.resolved_at)),
+                    Ok(Ok(resolution)) => Ok((
+                        resolution.digest.clone(),
+                        resolution.resolved_at,
+                        record::resolved_by(&resolution),
+                    )),
                     Ok(Err(ResolveFailure { message, .. })) => Err(message),
                     Err(_) => Err(format!(
                         "{}: not resolved within tagpin's {budget}s admission deadline",
                         reference.as_written()
                     )),
-                };
+                }
+                .map_err(|message| (reference.as_written().to_owned(), message));
                 (key, result)
             });
             outcomes.extend(futures::future::join_all(lookups).await);
@@ -578,8 +588,13 @@ impl Admitter {
                 Err(e) => FieldResult::Invalid(e),
                 Ok(reference) if reference.digest().is_some() => FieldResult::Digested(reference),
                 Ok(reference) => match outcomes.get(&reference.normalized()) {
-                    Some(Ok((digest, at))) => FieldResult::Resolved(reference, digest.clone(), *at),
-                    Some(Err(e)) => FieldResult::Failed(reference, e.clone()),
+                    Some(Ok((digest, at, by))) => {
+                        FieldResult::Resolved(reference, digest.clone(), *at, by.clone())
+                    }
+                    Some(Err((found_for, e))) => {
+                        let e = respell(e, found_for, reference.as_written());
+                        FieldResult::Failed(reference, e)
+                    }
                     None => FieldResult::Failed(reference, "not resolved".to_owned()),
                 },
             })
@@ -602,7 +617,7 @@ impl Admitter {
                 FieldResult::Digested(reference) => {
                     Some((reference.clone(), reference.digest()?.clone()))
                 }
-                FieldResult::Resolved(reference, digest, _) => {
+                FieldResult::Resolved(reference, digest, ..) => {
                     Some((reference.clone(), digest.clone()))
                 }
                 FieldResult::Invalid(_) | FieldResult::Failed(..) => None,
@@ -610,8 +625,9 @@ impl Admitter {
         };
         let mut distinct: BTreeMap<(String, String), (ImageReference, Digest)> = BTreeMap::new();
         for (reference, digest) in results.iter().filter_map(pinned) {
+            // By spelling, so a reason quotes what each field wrote.
             distinct
-                .entry((reference.name(), digest.to_string()))
+                .entry((reference.as_written().to_owned(), digest.to_string()))
                 .or_insert((reference, digest));
         }
         let budget = self.config.deadline_seconds;
@@ -625,8 +641,8 @@ impl Admitter {
                 .await
                 .unwrap_or_else(|_| {
                     Err(format!(
-                        "{}@{digest}: not verified within tagpin's {budget}s admission deadline",
-                        reference.as_written()
+                        "{}: not verified within tagpin's {budget}s admission deadline",
+                        reference.pinned(&digest)
                     ))
                 });
                 (key, result)
@@ -642,7 +658,7 @@ impl Admitter {
             .map(|r| {
                 let (reference, digest) = pinned(r)?;
                 verdicts
-                    .get(&(reference.name(), digest.to_string()))
+                    .get(&(reference.as_written().to_owned(), digest.to_string()))
                     .cloned()
             })
             .collect()
