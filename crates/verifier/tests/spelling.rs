@@ -90,3 +90,58 @@ async fn registry_error_for_an_image_given_by_digest_names_it_once() {
         )
     );
 }
+
+const BY_HOST: &str = r#"
+noMatch: deny
+rules:
+  - name: team
+    images: ["registry.example.com/team/*"]
+    signatures:
+      anyOf:
+        - key: {file: "$FIXTURES/cosign.pub"}
+          tlog: waived
+  - name: hub
+    images: ["docker.io/library/*"]
+    signatures:
+      anyOf:
+        - key: {file: "$FIXTURES/cosign.pub"}
+          tlog: waived
+"#;
+
+#[tokio::test]
+async fn rules_match_every_spelling_of_the_registry_host() {
+    let d = d1();
+    let policy = policy(BY_HOST);
+    for (written, rule) in [
+        ("registry.example.com/team/app:1.0", "team"),
+        ("REGISTRY.EXAMPLE.COM/team/app:1.0", "team"),
+        ("registry.example.com:443/team/app:1.0", "team"),
+        ("Registry.Example.Com:443/team/app:1.0", "team"),
+        ("nginx:1.25", "hub"),
+        ("docker.io/library/nginx:1.25", "hub"),
+        ("index.docker.io/library/nginx:1.25", "hub"),
+        ("registry-1.docker.io/library/nginx:1.25", "hub"),
+        ("registry-1.docker.io/nginx:1.25", "hub"),
+    ] {
+        let v = verify_uncached(&MemoryRegistry::default(), &policy, &parse(written), &d)
+            .await
+            .unwrap();
+        assert_eq!(v.outcome, Outcome::Failed, "{written}: {v:?}");
+        assert_eq!(v.rule, rule, "{written}");
+        let reason = v.reason.unwrap();
+        assert!(
+            reason.starts_with(&format!("{written}@{d} (rule \"{rule}\"): ")),
+            "{reason}"
+        );
+    }
+    // Another port is another registry.
+    let v = verify_uncached(
+        &MemoryRegistry::default(),
+        &policy,
+        &parse("registry.example.com:8443/team/app:1.0"),
+        &d,
+    )
+    .await
+    .unwrap();
+    assert_eq!(v.outcome, Outcome::NoRuleMatchedDenied);
+}
