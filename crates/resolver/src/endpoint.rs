@@ -45,19 +45,19 @@ impl Endpoint {
         if let Some(ca) = &settings.ca {
             let pem = std::fs::read(ca).map_err(|e| {
                 ResolveError::Config(format!(
-                    "registries.\"{host}\".ca: cannot read {}: {e}",
+                    "resolver.registries.\"{host}\".ca: cannot read {}: {e}",
                     ca.display()
                 ))
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 ResolveError::Config(format!(
-                    "registries.\"{host}\".ca: {} is not a PEM certificate bundle: {e}",
+                    "resolver.registries.\"{host}\".ca: {} is not a PEM certificate bundle: {e}",
                     ca.display()
                 ))
             })?;
             if certs.is_empty() {
                 return Err(ResolveError::Config(format!(
-                    "registries.\"{host}\".ca: {} holds no certificate",
+                    "resolver.registries.\"{host}\".ca: {} holds no certificate",
                     ca.display()
                 )));
             }
