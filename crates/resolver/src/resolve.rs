@@ -158,46 +158,7 @@ impl Resolver {
             hit.cached = true;
             return Ok(hit);
         }
-        let shared = {
-            let mut inflight = self
-                .inner
-                .inflight
-                .lock()
-                .map_err(|_| ResolveError::Config("resolver state poisoned".into()))?;
-            if let Some(existing) = inflight.get(&key) {
-                self.inner.stats.hit();
-                existing.clone()
-            } else {
-                self.inner.stats.miss();
-                let inner = Arc::clone(&self.inner);
-                let (task_image, task_key) = (image.clone(), key.clone());
-                let task = tokio::spawn(async move {
-                    let result = inner.lookup(&task_image, &hosts, &credentials).await;
-                    if let Ok(r) = &result {
-                        inner.cache.insert(task_key.clone(), r.clone());
-                    }
-                    if let Ok(mut inflight) = inner.inflight.lock() {
-                        inflight.remove(&task_key);
-                    }
-                    result
-                });
-                let image_text = image.as_written().to_owned();
-                let registry = image.registry().to_owned();
-                let fut: Inflight = async move {
-                    task.await.unwrap_or_else(|e| {
-                        Err(ResolveError::InvalidResponse {
-                            image: image_text,
-                            registry,
-                            cause: format!("lookup task failed: {e}"),
-                        })
-                    })
-                }
-                .boxed()
-                .shared();
-                inflight.insert(key, fut.clone());
-                fut
-            }
-        };
+        let shared = self.inner.join_or_start(image, key, hosts, credentials)?;
         // The lookup may have been started by another spelling of this image.
         let mut resolution = shared.await.map_err(|e| e.for_image(image.as_written()))?;
         resolution.pinned = image.pinned(&resolution.digest);
@@ -221,6 +182,53 @@ impl Resolver {
 }
 
 impl Inner {
+    /// The lookup of `key` in flight, or a new one: concurrent lookups of one image share
+    /// one registry request, and only a success is cached.
+    fn join_or_start(
+        self: &Arc<Self>,
+        image: &ImageReference,
+        key: LookupKey,
+        hosts: Vec<String>,
+        credentials: Vec<Option<Credential>>,
+    ) -> Result<Inflight, ResolveError> {
+        let mut inflight = self
+            .inflight
+            .lock()
+            .map_err(|_| ResolveError::Config("resolver state poisoned".into()))?;
+        if let Some(existing) = inflight.get(&key) {
+            self.stats.hit();
+            return Ok(existing.clone());
+        }
+        self.stats.miss();
+        let inner = Arc::clone(self);
+        let (task_image, task_key) = (image.clone(), key.clone());
+        let task = tokio::spawn(async move {
+            let result = inner.lookup(&task_image, &hosts, &credentials).await;
+            if let Ok(r) = &result {
+                inner.cache.insert(task_key.clone(), r.clone());
+            }
+            if let Ok(mut inflight) = inner.inflight.lock() {
+                inflight.remove(&task_key);
+            }
+            result
+        });
+        let image_text = image.as_written().to_owned();
+        let registry = image.registry().to_owned();
+        let fut: Inflight = async move {
+            task.await.unwrap_or_else(|e| {
+                Err(ResolveError::InvalidResponse {
+                    image: image_text,
+                    registry,
+                    cause: format!("lookup task failed: {e}"),
+                })
+            })
+        }
+        .boxed()
+        .shared();
+        inflight.insert(key, fut.clone());
+        Ok(fut)
+    }
+
     /// Mirrors in order, then the origin.
     fn hosts_for(&self, registry: &str) -> Vec<String> {
         let mut hosts = self.config.registry(registry).mirrors;
