@@ -52,7 +52,8 @@ pub struct Verdict {
     pub signers: Vec<String>,
     /// Predicate types of the attestations verified.
     pub attestations: Vec<String>,
-    /// Why the image failed, or the warning; names image, digest and rule.
+    /// Why the image failed, or the warning; names image, digest and rule once told with
+    /// [`Verdict::for_image`] (as every verdict the verifier returns is), not while cached.
     pub reason: Option<String>,
 }
 
