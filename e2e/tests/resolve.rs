@@ -19,8 +19,8 @@ fn config(origin: &TestRegistry, mirrors: Vec<String>, ttl_seconds: f64) -> Reso
         origin.host.clone(),
         RegistrySettings {
             ca: origin.ca.clone(),
-            plain_http: false,
             mirrors,
+            ..Default::default()
         },
     );
     c.cache.ttl_seconds = ttl_seconds;
@@ -172,6 +172,13 @@ async fn untrusted_certificate_is_reported_as_tls() {
         .await
         .unwrap_err();
     assert!(matches!(err, ResolveError::TlsUntrusted { .. }), "{err}");
+    assert!(
+        err.to_string().ends_with(&format!(
+            "; configure its CA under resolver.registries.\"{}\".ca",
+            reg.host
+        )),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -217,7 +224,10 @@ async fn unreachable_and_silent_registries_fail_within_the_deadline() {
         .await
         .unwrap_err();
     assert!(matches!(err, ResolveError::Unreachable { .. }), "{err}");
-    assert!(err.to_string().contains(&closed_addr.to_string()));
+    assert_eq!(
+        err.to_string(),
+        format!("{closed_addr}/app:1: registry {closed_addr} is unreachable: connection refused")
+    );
 
     let started = Instant::now();
     let err = resolver
@@ -267,6 +277,7 @@ async fn mirror_first_then_origin() {
         "the mirror answers first"
     );
     assert_eq!(r.source, mirror.host);
+    assert_eq!(r.confirmed_by, None);
 
     let r = resolver
         .resolve(&image(&only_origin.reference), &keys)
@@ -282,6 +293,94 @@ async fn mirror_first_then_origin() {
         mirror.manifest_requests("HEAD", &repo, "origin-only").await,
         1
     );
+}
+
+#[tokio::test]
+async fn confirmed_mirrors_must_serve_the_origins_digest() {
+    let origin = TestRegistry::tls();
+    let mirror = TestRegistry::mirror();
+    let repo = format!("resolve/confirm-{}", unique_suffix());
+    // The mirror serves another image for this tag than the origin does.
+    let on_origin = origin.push_image(&repo, "moved", "origin").await.unwrap();
+    let on_mirror = mirror.push_image(&repo, "moved", "planted").await.unwrap();
+    assert_ne!(on_origin.digest, on_mirror.digest);
+    // Both serve the same image for this one.
+    let same = origin.push_image(&repo, "same", "same").await.unwrap();
+    let copy = mirror.push_image(&repo, "same", "same").await.unwrap();
+    assert_eq!(same.digest, copy.digest);
+
+    let mut c = config(&origin, vec![mirror.host.clone()], 30.0);
+    let keys = keychain(&origin);
+    let trusting = Resolver::new(c.clone()).unwrap();
+    let r = trusting
+        .resolve(&image(&on_origin.reference), &keys)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.digest.to_string(),
+        on_mirror.digest,
+        "without confirmation the mirror's answer stands"
+    );
+    assert_eq!(
+        (r.source.as_str(), r.confirmed_by),
+        (mirror.host.as_str(), None)
+    );
+
+    for settings in c.registries.values_mut() {
+        settings.confirm_mirrors = true;
+    }
+    let confirming = Resolver::new(c).unwrap();
+    let err = confirming
+        .resolve(&image(&on_origin.reference), &keys)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: mirror {} answered {}, which registry {} does not confirm: it serves {}",
+            on_origin.reference, mirror.host, on_mirror.digest, origin.host, on_origin.digest
+        )
+    );
+    assert_eq!(origin.manifest_requests("HEAD", &repo, "moved").await, 1);
+
+    let r = confirming
+        .resolve(&image(&same.reference), &keys)
+        .await
+        .unwrap();
+    assert_eq!(r.digest.to_string(), same.digest);
+    assert_eq!(r.source, mirror.host);
+    assert_eq!(r.confirmed_by.as_deref(), Some(origin.host.as_str()));
+}
+
+#[tokio::test]
+async fn an_unreachable_origin_leaves_a_real_mirrors_answer_unconfirmed() {
+    let mirror = TestRegistry::mirror();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let repo = format!("resolve/airgap-{}", unique_suffix());
+    let pushed = mirror.push_image(&repo, "1", "airgap").await.unwrap();
+
+    let mut c = ResolverConfig::default();
+    c.registries.insert(
+        origin.clone(),
+        RegistrySettings {
+            mirrors: vec![mirror.host.clone()],
+            confirm_mirrors: true,
+            ..Default::default()
+        },
+    );
+    let r = Resolver::new(c)
+        .unwrap()
+        .resolve(
+            &image(&format!("{origin}/{repo}:1")),
+            &Keychain::anonymous(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.digest.to_string(), pushed.digest);
+    assert_eq!(r.source, mirror.host);
+    assert_eq!(r.confirmed_by, None);
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use reqwest::Url;
 use crate::challenge::{self, Challenge};
 use crate::credentials::Credential;
 use crate::endpoint::{Endpoint, Scheme};
-use crate::error::ResolveError;
+use crate::error::{ResolveError, error_chain};
 use crate::stats::{RequestResult, Stats};
 use std::sync::Arc;
 
@@ -294,7 +294,7 @@ impl RegistryClient {
         };
         let mut url = Url::parse(&format!("{scheme}://{}/v2/{path}", self.endpoint.host))
             .map_err(|e| ResolveError::Config(format!("registry {}: {e}", self.endpoint.host)))?;
-        if crate::resolve::api_host(ctx.origin) != self.endpoint.host {
+        if crate::endpoint::api_host(ctx.origin) != self.endpoint.host {
             url.query_pairs_mut().append_pair("ns", ctx.origin);
         }
         Ok(url)
@@ -487,7 +487,7 @@ impl RegistryClient {
         ResolveError::Unreachable {
             image,
             registry,
-            cause: error_chain(e),
+            cause: crate::endpoint::transport_cause(e),
         }
     }
 }
@@ -604,21 +604,6 @@ fn registry_message(body: &[u8]) -> Option<String> {
         (None, None) => return None,
     };
     Some(msg.chars().take(300).collect())
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

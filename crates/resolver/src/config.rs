@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::reference::normalize_host;
+
 /// Everything the resolver needs to know about registries, read from tagpin's YAML config.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ResolverConfig {
-    /// Settings per registry host (`host` or `host:port`, as written in image references).
+    /// Settings per registry host (`host` or `host:port`); keys are matched after the
+    /// same normalization as image references (lowercase, no `:443`, Docker Hub's aliases).
     pub registries: BTreeMap<String, RegistrySettings>,
     /// A docker `config.json` whose `auths` are tried after pull secrets.
     pub docker_config: Option<PathBuf>,
@@ -30,6 +33,10 @@ pub struct RegistrySettings {
     pub plain_http: bool,
     /// Mirrors tried in order before the registry itself, as `host[:port]`.
     pub mirrors: Vec<String>,
+    /// Ask the origin to confirm a mirror's tag-to-digest answer: when the origin is
+    /// reachable and answers otherwise (another digest, no such tag, an error status),
+    /// the lookup fails; when it is unreachable, the mirror's answer stands, unconfirmed.
+    pub confirm_mirrors: bool,
 }
 
 /// Size and lifetime of cached tag-to-digest answers.
@@ -120,18 +127,33 @@ impl ResolverConfig {
                 self.cache.ttl_seconds
             ));
         }
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
         for (host, settings) in &self.registries {
             validate_host(host).map_err(|e| format!("registries.{host:?}: {e}"))?;
             for m in &settings.mirrors {
                 validate_host(m).map_err(|e| format!("registries.{host:?}.mirrors: {e}"))?;
             }
+            if let Some(other) = seen.insert(normalize_host(host), host) {
+                return Err(format!(
+                    "registries.{host:?} and registries.{other:?} name the same registry {:?}; keep one",
+                    normalize_host(host)
+                ));
+            }
         }
         Ok(())
     }
 
-    /// The settings of `host`, or the defaults when it is not configured.
+    /// The settings of `host` (compared normalized), or the defaults when it is not configured.
     pub fn registry(&self, host: &str) -> RegistrySettings {
-        self.registries.get(host).cloned().unwrap_or_default()
+        if let Some(s) = self.registries.get(host) {
+            return s.clone();
+        }
+        let wanted = normalize_host(host);
+        self.registries
+            .iter()
+            .find(|(key, _)| normalize_host(key) == wanted)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -179,5 +201,33 @@ mod tests {
         c.registries
             .insert("https://r.example".into(), RegistrySettings::default());
         assert!(c.validate().unwrap_err().contains("without scheme"));
+    }
+
+    #[test]
+    fn registry_keys_match_however_the_host_is_written() {
+        let c: ResolverConfig = serde_norway::from_str(
+            "registries:\n  Registry.Example.com:443:\n    confirmMirrors: true\n    mirrors: [m.local:5000]\n  index.docker.io:\n    plainHttp: true\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        for host in [
+            "registry.example.com",
+            "REGISTRY.EXAMPLE.COM",
+            "registry.example.com:443",
+        ] {
+            let s = c.registry(host);
+            assert!(s.confirm_mirrors, "{host}");
+            assert_eq!(s.mirrors, vec!["m.local:5000"], "{host}");
+        }
+        assert!(!c.registry("registry.example.com:8443").confirm_mirrors);
+        assert!(c.registry("docker.io").plain_http);
+        assert!(c.registry("registry-1.docker.io").plain_http);
+
+        let twice: ResolverConfig = serde_norway::from_str(
+            "registries:\n  registry.example.com: {}\n  REGISTRY.example.com:443: {}\n",
+        )
+        .unwrap();
+        let err = twice.validate().unwrap_err();
+        assert!(err.contains("name the same registry"), "{err}");
     }
 }

@@ -241,20 +241,20 @@ fn split_port(host: &str) -> (&str, Option<&str>) {
 }
 
 /// Reduces a docker config key (`https://index.docker.io/v1/`, `ghcr.io`, ...) to the
-/// registry host as it appears in normalized image references.
+/// registry host as it appears in normalized image references (see
+/// [`normalize_host`](crate::reference::normalize_host)).
 pub fn normalize_registry_key(key: &str) -> String {
     let k = key.trim();
     let k = k
         .strip_prefix("https://")
         .or_else(|| k.strip_prefix("http://"))
         .unwrap_or(k);
-    let host = k.split('/').next().unwrap_or(k).to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".into()
-        }
-        _ => host,
+    let host = crate::reference::normalize_host(k.split('/').next().unwrap_or(k));
+    // The docker CLI's legacy name for Docker Hub, seen only in docker configs.
+    if host == "registry.hub.docker.com" {
+        return "docker.io".into();
     }
+    host
 }
 
 /// Ordered credential sources; the first that has a credential for a registry wins,
@@ -310,6 +310,26 @@ mod tests {
         );
         assert!(c.credential_for("r.example:5000").is_some());
         assert!(c.credential_for("r.example").is_none());
+    }
+
+    #[test]
+    fn keys_match_however_the_host_is_written() {
+        let json = format!(
+            r#"{{"auths":{{"Registry.Example.com:443":{{"auth":"{}"}},"registry-1.docker.io":{{"auth":"{}"}}}}}}"#,
+            b64("u:p"),
+            b64("hub:p")
+        );
+        let c = DockerConfig::parse(json.as_bytes()).unwrap();
+        for host in [
+            "registry.example.com",
+            "REGISTRY.EXAMPLE.COM",
+            "registry.example.com:443",
+        ] {
+            assert!(c.credential_for(host).is_some(), "{host}");
+        }
+        assert!(c.credential_for("registry.example.com:8443").is_none());
+        assert!(c.credential_for("docker.io").is_some());
+        assert!(c.credential_for("index.docker.io").is_some());
     }
 
     #[test]

@@ -45,19 +45,19 @@ impl Endpoint {
         if let Some(ca) = &settings.ca {
             let pem = std::fs::read(ca).map_err(|e| {
                 ResolveError::Config(format!(
-                    "registries.\"{host}\".ca: cannot read {}: {e}",
+                    "resolver.registries.\"{host}\".ca: cannot read {}: {e}",
                     ca.display()
                 ))
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 ResolveError::Config(format!(
-                    "registries.\"{host}\".ca: {} is not a PEM certificate bundle: {e}",
+                    "resolver.registries.\"{host}\".ca: {} is not a PEM certificate bundle: {e}",
                     ca.display()
                 ))
             })?;
             if certs.is_empty() {
                 return Err(ResolveError::Config(format!(
-                    "registries.\"{host}\".ca: {} holds no certificate",
+                    "resolver.registries.\"{host}\".ca: {} holds no certificate",
                     ca.display()
                 )));
             }
@@ -66,7 +66,7 @@ impl Endpoint {
         let http = builder.build().map_err(|e| {
             ResolveError::Config(format!(
                 "registry {host}: cannot build an HTTP client: {}",
-                crate::client::error_chain(&e)
+                crate::error::error_chain(&e)
             ))
         })?;
         Ok(Self {
@@ -98,6 +98,15 @@ impl Endpoint {
         }
         self.scheme.store(HTTP, Ordering::Relaxed);
         true
+    }
+}
+
+/// The host that serves the registry API for a registry name.
+pub fn api_host(registry: &str) -> &str {
+    if registry == "docker.io" {
+        "registry-1.docker.io"
+    } else {
+        registry
     }
 }
 
@@ -146,6 +155,38 @@ pub fn tls_certificate_error(e: &reqwest::Error) -> Option<String> {
     })
 }
 
+/// Why a request got no answer, without the request's URL: its scheme may be only
+/// tagpin's first guess for a loopback registry, and the registry is named by the caller.
+pub fn transport_cause(e: &reqwest::Error) -> String {
+    let chain = sources(e);
+    let io_kind = chain
+        .iter()
+        .find_map(|s| s.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    match io_kind {
+        Some(std::io::ErrorKind::ConnectionRefused) => return "connection refused".to_owned(),
+        Some(std::io::ErrorKind::ConnectionReset) => return "connection reset".to_owned(),
+        Some(std::io::ErrorKind::HostUnreachable) => return "host unreachable".to_owned(),
+        Some(std::io::ErrorKind::NetworkUnreachable) => return "network unreachable".to_owned(),
+        _ => {}
+    }
+    // reqwest's own layer only says which URL failed; hyper's "client error (…)" adds nothing.
+    let mut out: Vec<String> = Vec::new();
+    for text in chain.iter().skip(1).map(ToString::to_string) {
+        if !text.starts_with("client error (") && !out.iter().any(|t| t.contains(&text)) {
+            out.push(text);
+        }
+    }
+    if out.is_empty() {
+        let text = e.to_string();
+        return match e.url() {
+            Some(url) => text.replace(&format!(" for url ({url})"), ""),
+            None => text,
+        };
+    }
+    out.join(": ")
+}
+
 fn connection_refused(e: &reqwest::Error) -> bool {
     sources(e).into_iter().any(|s| {
         s.downcast_ref::<std::io::Error>()
@@ -177,5 +218,11 @@ mod tests {
         ] {
             assert!(!is_loopback_host(h), "{h}");
         }
+    }
+
+    #[test]
+    fn docker_hub_api_host() {
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(api_host("ghcr.io"), "ghcr.io");
     }
 }

@@ -6,9 +6,17 @@
 //! `library/`, and the first path component is a registry host only when it
 //! contains `.` or `:` or is `localhost`. Anything the grammar rejects is
 //! rejected here with a message naming the input, never repaired.
+//!
+//! The registry host is normalized so that one registry has one name wherever
+//! tagpin compares names (policy rules, configuration, credentials, caches,
+//! the annotation's `image`): lowercase, without the default port 443, and
+//! Docker Hub's aliases `index.docker.io` and `registry-1.docker.io` as
+//! `docker.io`. What the user wrote is kept in [`ImageReference::as_written`]
+//! and is what a pin appends the digest to.
 
 mod error;
 mod host;
+mod parse;
 mod path;
 mod tag;
 #[cfg(test)]
@@ -21,11 +29,13 @@ use std::str::FromStr;
 use crate::digest::Digest;
 
 pub use error::ReferenceError;
+pub use host::normalize as normalize_host;
 
 /// Registry used when the reference names none.
 const DEFAULT_REGISTRY: &str = "docker.io";
-/// Historical name of the default registry, normalized to [`DEFAULT_REGISTRY`].
-const LEGACY_DEFAULT_REGISTRY: &str = "index.docker.io";
+/// Other names of the default registry, normalized to [`DEFAULT_REGISTRY`]: its
+/// historical name and the host that serves its registry API.
+const DEFAULT_REGISTRY_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
 /// Namespace of single-component repositories on the default registry.
 const OFFICIAL_NAMESPACE: &str = "library/";
 /// Tag pulled when the reference has neither tag nor digest.
@@ -49,115 +59,17 @@ pub struct ImageReference {
 impl ImageReference {
     /// Parses `input` strictly; see the module documentation for the rules.
     pub fn parse(input: &str) -> Result<Self, ReferenceError> {
-        if input.is_empty() {
-            return Err(ReferenceError::Empty);
-        }
-        let owned = || input.to_owned();
-        if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(ReferenceError::Whitespace { input: owned() });
-        }
-        if let Some(pos) = input.find("://") {
-            return Err(ReferenceError::Scheme {
-                input: owned(),
-                scheme: input[..pos + 3].to_owned(),
-            });
-        }
-        if input.len() == 64
-            && input
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(ReferenceError::ImageId { input: owned() });
-        }
-
-        // A digest cannot contain '@', and a tag cannot contain '/', so the
-        // first '@' ends the name and a ':' after the last '/' starts the tag.
-        let (name_and_tag, digest) = match input.split_once('@') {
-            Some((name, digest)) => (name, Some(digest)),
-            None => (input, None),
-        };
-        let (name, tag) = match name_and_tag.rfind(':') {
-            Some(i) if !name_and_tag[i..].contains('/') => {
-                (&name_and_tag[..i], Some(&name_and_tag[i + 1..]))
-            }
-            _ => (name_and_tag, None),
-        };
-        if name.is_empty() {
-            return Err(ReferenceError::EmptyRepository { input: owned() });
-        }
-
-        let (registry, path) = match name.split_once('/') {
-            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
-                host::validate(first).map_err(|reason| ReferenceError::InvalidHost {
-                    input: owned(),
-                    host: first.to_owned(),
-                    reason,
-                })?;
-                let registry = if first == LEGACY_DEFAULT_REGISTRY {
-                    DEFAULT_REGISTRY
-                } else {
-                    first
-                };
-                (registry, rest)
-            }
-            _ => (DEFAULT_REGISTRY, name),
-        };
-        if path.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(ReferenceError::UppercaseRepository { input: owned() });
-        }
-        path::validate(path).map_err(|e| ReferenceError::InvalidPathComponent {
-            input: owned(),
-            component: e.component.to_owned(),
-            reason: e.reason,
-        })?;
-        let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
-            format!("{OFFICIAL_NAMESPACE}{path}")
-        } else {
-            path.to_owned()
-        };
-        if repository.len() > path::MAX_REPOSITORY_LEN {
-            return Err(ReferenceError::NameTooLong {
-                input: owned(),
-                len: repository.len(),
-                max: path::MAX_REPOSITORY_LEN,
-            });
-        }
-
-        if let Some(tag) = tag {
-            if tag.is_empty() {
-                return Err(ReferenceError::EmptyTag { input: owned() });
-            }
-            tag::validate(tag).map_err(|e| match e {
-                tag::TagError::Invalid => ReferenceError::InvalidTag {
-                    input: owned(),
-                    tag: tag.to_owned(),
-                },
-                tag::TagError::TooLong => ReferenceError::TagTooLong {
-                    input: owned(),
-                    len: tag.len(),
-                    max: tag::MAX_TAG_LEN,
-                },
-            })?;
-        }
-        let digest = match digest {
-            None => None,
-            Some("") => return Err(ReferenceError::EmptyDigest { input: owned() }),
-            Some(d) => {
-                Some(
-                    d.parse::<Digest>()
-                        .map_err(|source| ReferenceError::InvalidDigest {
-                            input: owned(),
-                            source,
-                        })?,
-                )
-            }
-        };
-
+        parse::reject_non_references(input)?;
+        let pieces = parse::split(input)?;
+        let (registry, written_path) = parse::registry_and_path(input, pieces.name)?;
+        let repository = parse::repository(input, &registry, written_path)?;
+        parse::check_tag(input, pieces.tag)?;
+        let digest = parse::digest(input, pieces.digest)?;
         Ok(Self {
-            as_written: owned(),
-            registry: registry.to_owned(),
+            as_written: input.to_owned(),
+            registry,
             repository,
-            tag: tag.map(str::to_owned),
+            tag: pieces.tag.map(str::to_owned),
             digest,
         })
     }
@@ -167,7 +79,8 @@ impl ImageReference {
         &self.as_written
     }
 
-    /// The registry host with port as written, e.g. `docker.io` or `[::1]:5000`.
+    /// The normalized registry host with port, e.g. `docker.io` or `[::1]:5000`: lowercase,
+    /// without the default port 443, Docker Hub's aliases as `docker.io`.
     pub fn registry(&self) -> &str {
         &self.registry
     }

@@ -16,7 +16,7 @@ use crate::client::{
 use crate::config::ResolverConfig;
 use crate::credentials::{Credential, Keychain};
 use crate::digest::Digest;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, api_host};
 use crate::error::ResolveError;
 use crate::reference::ImageReference;
 use crate::stats::{ResolverStats, Stats};
@@ -38,6 +38,9 @@ pub struct Resolution {
     pub cached: bool,
     /// The registry host that answered: a mirror or the origin.
     pub source: String,
+    /// The origin, when it confirmed a mirror's answer (`confirmMirrors`); `None` when the
+    /// origin answered itself, confirmation is off, or the origin was unreachable.
+    pub confirmed_by: Option<String>,
 }
 
 /// Cache key: the image plus every credential that would be used to look it up, so an
@@ -133,6 +136,7 @@ impl Resolver {
                 resolved_at: SystemTime::now(),
                 cached: false,
                 source: image.registry().to_owned(),
+                confirmed_by: None,
             });
         }
         let hosts = self.inner.hosts_for(image.registry());
@@ -154,47 +158,9 @@ impl Resolver {
             hit.cached = true;
             return Ok(hit);
         }
-        let shared = {
-            let mut inflight = self
-                .inner
-                .inflight
-                .lock()
-                .map_err(|_| ResolveError::Config("resolver state poisoned".into()))?;
-            if let Some(existing) = inflight.get(&key) {
-                self.inner.stats.hit();
-                existing.clone()
-            } else {
-                self.inner.stats.miss();
-                let inner = Arc::clone(&self.inner);
-                let (task_image, task_key) = (image.clone(), key.clone());
-                let task = tokio::spawn(async move {
-                    let result = inner.lookup(&task_image, &hosts, &credentials).await;
-                    if let Ok(r) = &result {
-                        inner.cache.insert(task_key.clone(), r.clone());
-                    }
-                    if let Ok(mut inflight) = inner.inflight.lock() {
-                        inflight.remove(&task_key);
-                    }
-                    result
-                });
-                let image_text = image.as_written().to_owned();
-                let registry = image.registry().to_owned();
-                let fut: Inflight = async move {
-                    task.await.unwrap_or_else(|e| {
-                        Err(ResolveError::InvalidResponse {
-                            image: image_text,
-                            registry,
-                            cause: format!("lookup task failed: {e}"),
-                        })
-                    })
-                }
-                .boxed()
-                .shared();
-                inflight.insert(key, fut.clone());
-                fut
-            }
-        };
-        let mut resolution = shared.await?;
+        let shared = self.inner.join_or_start(image, key, hosts, credentials)?;
+        // The lookup may have been started by another spelling of this image.
+        let mut resolution = shared.await.map_err(|e| e.for_image(image.as_written()))?;
         resolution.pinned = image.pinned(&resolution.digest);
         resolution.image = image.clone();
         Ok(resolution)
@@ -216,6 +182,53 @@ impl Resolver {
 }
 
 impl Inner {
+    /// The lookup of `key` in flight, or a new one: concurrent lookups of one image share
+    /// one registry request, and only a success is cached.
+    fn join_or_start(
+        self: &Arc<Self>,
+        image: &ImageReference,
+        key: LookupKey,
+        hosts: Vec<String>,
+        credentials: Vec<Option<Credential>>,
+    ) -> Result<Inflight, ResolveError> {
+        let mut inflight = self
+            .inflight
+            .lock()
+            .map_err(|_| ResolveError::Config("resolver state poisoned".into()))?;
+        if let Some(existing) = inflight.get(&key) {
+            self.stats.hit();
+            return Ok(existing.clone());
+        }
+        self.stats.miss();
+        let inner = Arc::clone(self);
+        let (task_image, task_key) = (image.clone(), key.clone());
+        let task = tokio::spawn(async move {
+            let result = inner.lookup(&task_image, &hosts, &credentials).await;
+            if let Ok(r) = &result {
+                inner.cache.insert(task_key.clone(), r.clone());
+            }
+            if let Ok(mut inflight) = inner.inflight.lock() {
+                inflight.remove(&task_key);
+            }
+            result
+        });
+        let image_text = image.as_written().to_owned();
+        let registry = image.registry().to_owned();
+        let fut: Inflight = async move {
+            task.await.unwrap_or_else(|e| {
+                Err(ResolveError::InvalidResponse {
+                    image: image_text,
+                    registry,
+                    cause: format!("lookup task failed: {e}"),
+                })
+            })
+        }
+        .boxed()
+        .shared();
+        inflight.insert(key, fut.clone());
+        Ok(fut)
+    }
+
     /// Mirrors in order, then the origin.
     fn hosts_for(&self, registry: &str) -> Vec<String> {
         let mut hosts = self.config.registry(registry).mirrors;
@@ -267,6 +280,8 @@ impl Inner {
         Ok(client)
     }
 
+    /// Asks each host in turn (mirrors, then the origin) until one answers, then has
+    /// the origin confirm a mirror's answer when the registry asks for that.
     async fn lookup(
         &self,
         image: &ImageReference,
@@ -275,18 +290,19 @@ impl Inner {
     ) -> Result<Resolution, ResolveError> {
         let budget = self.config.timeouts.deadline();
         let deadline = Instant::now() + budget;
+        let confirm = self.config.registry(image.registry()).confirm_mirrors;
         let mut last_err = None;
-        for (host, credential) in hosts.iter().zip(credentials) {
-            let client = self.client(host, credential.clone())?;
-            let ctx = RequestContext {
-                image: image.as_written(),
-                repository: image.repository(),
-                origin: image.registry(),
-                deadline,
-                budget,
-            };
-            match head_digest(&client, image, &ctx).await {
+        for (i, (host, credential)) in hosts.iter().zip(credentials).enumerate() {
+            match self.ask(host, credential, image, deadline, budget).await {
                 Ok((digest, media_type)) => {
+                    let origin = hosts.len() - 1;
+                    let confirmed_by = if confirm && i < origin {
+                        let (origin, credential) = (&hosts[origin], &credentials[origin]);
+                        let asked = self.ask(origin, credential, image, deadline, budget).await;
+                        confirmation(image, host, origin, &digest, asked)?
+                    } else {
+                        None
+                    };
                     return Ok(Resolution {
                         image: image.clone(),
                         pinned: image.pinned(&digest),
@@ -295,6 +311,7 @@ impl Inner {
                         resolved_at: SystemTime::now(),
                         cached: false,
                         source: host.clone(),
+                        confirmed_by,
                     });
                 }
                 Err(e) => {
@@ -309,14 +326,59 @@ impl Inner {
         }
         Err(last_err.unwrap_or_else(|| ResolveError::Config("no registry to ask".into())))
     }
+
+    /// One host's answer for `image`'s tag: the digest and the media type.
+    async fn ask(
+        &self,
+        host: &str,
+        credential: &Option<Credential>,
+        image: &ImageReference,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<(Digest, String), ResolveError> {
+        let client = self.client(host, credential.clone())?;
+        let ctx = RequestContext {
+            image: image.as_written(),
+            repository: image.repository(),
+            origin: image.registry(),
+            deadline,
+            budget,
+        };
+        head_digest(&client, image, &ctx).await
+    }
 }
 
-/// The host that serves the registry API for a registry name.
-pub fn api_host(registry: &str) -> &str {
-    if registry == "docker.io" {
-        "registry-1.docker.io"
-    } else {
-        registry
+/// Judges the origin's answer to a mirror's: the same digest confirms it; an
+/// unreachable origin leaves it unconfirmed (`Ok(None)`), so air-gapped clusters
+/// keep resolving; any other answer means the mirror's digest is not the origin's.
+fn confirmation(
+    image: &ImageReference,
+    mirror: &str,
+    origin: &str,
+    mirror_digest: &Digest,
+    origin_answer: Result<(Digest, String), ResolveError>,
+) -> Result<Option<String>, ResolveError> {
+    let unconfirmed = |answer: String| ResolveError::Unconfirmed {
+        image: image.as_written().to_owned(),
+        mirror: mirror.to_owned(),
+        registry: origin.to_owned(),
+        digest: mirror_digest.to_string(),
+        answer,
+    };
+    match origin_answer {
+        Ok((digest, _)) if &digest == mirror_digest => Ok(Some(origin.to_owned())),
+        Ok((digest, _)) => Err(unconfirmed(format!("it serves {digest}"))),
+        Err(e @ (ResolveError::Unreachable { .. } | ResolveError::TimedOut { .. })) => {
+            tracing::warn!(
+                image = image.as_written(),
+                mirror,
+                origin,
+                error = %e,
+                "mirror's answer not confirmed: the origin is unreachable"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(unconfirmed(e.cause())),
     }
 }
 
@@ -432,11 +494,5 @@ mod tests {
         assert!(check_manifest(br#"{"schemaVersion":1,"manifests":[]}"#).is_err());
         assert!(check_manifest(br#"{"mediaType":"text/html"}"#).is_err());
         assert!(check_manifest(b"<html>").is_err());
-    }
-
-    #[test]
-    fn docker_hub_api_host() {
-        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
-        assert_eq!(api_host("ghcr.io"), "ghcr.io");
     }
 }

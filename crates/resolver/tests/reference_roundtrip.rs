@@ -6,8 +6,9 @@ use std::net::Ipv6Addr;
 use proptest::prelude::*;
 use tagpin_resolver::{Digest, ImageReference};
 
-/// A generated registry host: what is written, what `registry()` must return,
-/// what `host_without_port()` must return, and whether it is loopback.
+/// A generated registry host: what is written, what `registry()` must return
+/// (lowercase, without `:443`), what `host_without_port()` must return, and whether
+/// it is loopback.
 #[derive(Debug, Clone)]
 struct Host {
     written: Option<String>,
@@ -18,22 +19,29 @@ struct Host {
 
 fn host(written: String, bare: String, loopback: bool) -> Host {
     Host {
-        registry: written.clone(),
+        registry: written.to_ascii_lowercase(),
         written: Some(written),
-        bare,
+        bare: bare.to_ascii_lowercase(),
         loopback,
     }
 }
 
 fn with_port(h: Host, port: Option<u16>) -> Host {
+    let written = h.written.clone().unwrap_or_else(|| h.registry.clone());
     match port {
-        Some(p) => host(format!("{}:{p}", h.registry), h.bare, h.loopback),
+        // The default HTTPS port names the same registry as no port, except after a
+        // single-label name, which needs a port to be read as a host at all.
+        Some(443) if h.registry.contains(['.', ':']) || h.registry == "localhost" => Host {
+            written: Some(format!("{written}:443")),
+            ..h
+        },
+        Some(p) => host(format!("{written}:{p}"), h.bare, h.loopback),
         None => h,
     }
 }
 
 fn port() -> impl Strategy<Value = Option<u16>> {
-    prop::option::of(1..=u16::MAX)
+    prop_oneof![Just(Some(443)), prop::option::of(1..=u16::MAX)]
 }
 
 fn domain_label() -> impl Strategy<Value = String> {
@@ -49,8 +57,14 @@ fn host_strategy() -> impl Strategy<Value = Host> {
             loopback: false,
         }),
         Just(host("docker.io".into(), "docker.io".into(), false)),
-        Just(Host {
-            written: Some("index.docker.io".into()),
+        prop::sample::select(vec![
+            "index.docker.io",
+            "registry-1.docker.io",
+            "Index.Docker.IO:443",
+            "DOCKER.IO"
+        ])
+        .prop_map(|written| Host {
+            written: Some(written.into()),
             registry: "docker.io".into(),
             bare: "docker.io".into(),
             loopback: false,

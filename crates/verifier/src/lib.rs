@@ -44,7 +44,7 @@ pub use cache::{CacheTtl, VerdictCache};
 pub use policy::{CompiledPolicy, NoMatch, Policy, PolicyError};
 pub use source::{ArtifactSource, Fetched, SourceError};
 pub use verdict::{Outcome, Verdict};
-pub use verifier::{Verifier, VerifyError, verify_uncached};
+pub use verifier::{Verifier, VerifyError, judge_uncached, verify_uncached};
 
 #[cfg(test)]
 mod tests {

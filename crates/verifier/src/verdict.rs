@@ -52,7 +52,8 @@ pub struct Verdict {
     pub signers: Vec<String>,
     /// Predicate types of the attestations verified.
     pub attestations: Vec<String>,
-    /// Why the image failed, or the warning; names image, digest and rule.
+    /// Why the image failed, or the warning; names image, digest and rule once told with
+    /// [`Verdict::for_image`] (as every verdict the verifier returns is), not while cached.
     pub reason: Option<String>,
 }
 
@@ -85,6 +86,33 @@ impl Verdict {
             attestations: Vec::new(),
             reason: Some(reason),
         }
+    }
+
+    /// This verdict told about `image` as its request wrote it: the reason, when there is
+    /// one, starts with the image, the digest and the rule.
+    pub fn for_image(
+        mut self,
+        image: &tagpin_resolver::ImageReference,
+        digest: &tagpin_resolver::Digest,
+    ) -> Self {
+        if let Some(reason) = self.reason.take() {
+            let subject = subject(image.as_written(), digest);
+            self.reason = Some(if self.rule.is_empty() {
+                format!("{subject}: {reason}")
+            } else {
+                format!("{subject} (rule {:?}): {reason}", self.rule)
+            });
+        }
+        self
+    }
+}
+
+/// `image@digest`, or `image` alone when it is written with that digest already.
+pub(crate) fn subject(image: &str, digest: &tagpin_resolver::Digest) -> String {
+    let digest = digest.to_string();
+    match image.rsplit_once('@') {
+        Some((_, written)) if written == digest => image.to_owned(),
+        _ => format!("{image}@{digest}"),
     }
 }
 

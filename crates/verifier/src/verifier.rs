@@ -10,14 +10,17 @@ use crate::discover::{self, Discovery};
 use crate::judge::{self, Target};
 use crate::policy::{CompiledPolicy, NoMatch, Rule};
 use crate::source::{ArtifactSource, SourceError};
-use crate::verdict::{Outcome, Verdict};
+use crate::verdict::{Outcome, Verdict, subject};
 
 /// Why verification could not reach a verdict.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     /// The registry failed while signatures were being looked up; this is
     /// not "unsigned" and must not be treated as such.
-    #[error("cannot verify {image}@{digest}: registry error while fetching signatures: {source}")]
+    #[error(
+        "cannot verify {}: registry error while fetching signatures: {source}",
+        subject(image, digest)
+    )]
     Registry {
         /// The image as written.
         image: String,
@@ -61,11 +64,11 @@ impl<S: ArtifactSource> Verifier<S> {
     ) -> Result<Verdict, VerifyError> {
         let name = image.name();
         if let Some(v) = self.cache.get(digest, &name, policy.version()) {
-            return Ok(v);
+            return Ok(v.for_image(image, digest));
         }
-        let verdict = verify_uncached(&self.source, policy, image, digest).await?;
+        let verdict = judge_uncached(&self.source, policy, image, digest).await?;
         self.cache.put(digest, &name, policy.version(), &verdict);
-        Ok(verdict)
+        Ok(verdict.for_image(image, digest))
     }
 }
 
@@ -83,6 +86,19 @@ pub async fn verify_uncached<S: ArtifactSource>(
     image: &ImageReference,
     digest: &Digest,
 ) -> Result<Verdict, VerifyError> {
+    let verdict = judge_uncached(source, policy, image, digest).await?;
+    Ok(verdict.for_image(image, digest))
+}
+
+/// Like [`verify_uncached`], with a reason that does not name the image as written, so
+/// one verdict can be cached for every spelling of the image and told to each request
+/// in its own with [`Verdict::for_image`].
+pub async fn judge_uncached<S: ArtifactSource>(
+    source: &S,
+    policy: &CompiledPolicy,
+    image: &ImageReference,
+    digest: &Digest,
+) -> Result<Verdict, VerifyError> {
     let name = image.name();
     let registry_error = |e: SourceError| VerifyError::Registry {
         image: image.as_written().to_owned(),
@@ -95,15 +111,13 @@ pub async fn verify_uncached<S: ArtifactSource>(
             NoMatch::Warn => (
                 Outcome::NoRuleMatchedWarn,
                 Some(format!(
-                    "{}@{digest}: no verification rule matches {name}; admitted without verification",
-                    image.as_written()
+                    "no verification rule matches {name}; admitted without verification"
                 )),
             ),
             NoMatch::Deny => (
                 Outcome::NoRuleMatchedDenied,
                 Some(format!(
-                    "{}@{digest}: no verification rule matches {name} and unmatched images are denied",
-                    image.as_written()
+                    "no verification rule matches {name} and unmatched images are denied"
                 )),
             ),
         };
@@ -131,13 +145,6 @@ pub async fn verify_uncached<S: ArtifactSource>(
                 verdict.reason = Some(format!("{reason}; and per platform: {why}"));
             }
         }
-    }
-    if let Some(reason) = &verdict.reason {
-        verdict.reason = Some(format!(
-            "{}@{digest} (rule {:?}): {reason}",
-            image.as_written(),
-            rule.name()
-        ));
     }
     Ok(verdict)
 }

@@ -14,6 +14,18 @@ pub struct ResolveFailure {
     pub message: String,
 }
 
+/// `message`, found for the image spelled `found_for`, told about another spelling of it,
+/// `written`: resolution messages start with `<image as written>: `.
+pub fn respell(message: &str, found_for: &str, written: &str) -> String {
+    match message
+        .strip_prefix(found_for)
+        .and_then(|rest| rest.strip_prefix(": "))
+    {
+        Some(rest) => format!("{written}: {rest}"),
+        None => message.to_owned(),
+    }
+}
+
 /// Resolves a tag to the digest the registry serves for it.
 pub trait ImageResolver: Send + Sync + 'static {
     /// Resolves `image` with the credentials of `keychain`.
@@ -59,5 +71,21 @@ impl<T: ImageResolver> ImageResolver for Arc<T> {
 
     fn stats(&self) -> Option<ResolverStats> {
         self.as_ref().stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::respell;
+
+    #[test]
+    fn a_failure_is_told_in_each_spelling() {
+        let message = "nginx:1: registry docker.io is unreachable: connection refused";
+        assert_eq!(
+            respell(message, "nginx:1", "docker.io/library/nginx:1"),
+            "docker.io/library/nginx:1: registry docker.io is unreachable: connection refused"
+        );
+        assert_eq!(respell(message, "nginx:1", "nginx:1"), message);
+        assert_eq!(respell("other text", "nginx:1", "x"), "other text");
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tagpin_resolver::{Digest, ImageReference, Keychain, Resolver};
+use tagpin_resolver::{Digest, ImageReference, Keychain, ResolveError, Resolver};
 use tagpin_verifier::{
     ArtifactSource, CompiledPolicy, Fetched, SourceError, Verdict, VerdictCache,
 };
@@ -58,20 +58,21 @@ impl ImageVerifier for RegistryVerifier {
         keychain: &'a Keychain,
     ) -> BoxFuture<'a, Result<Verdict, String>> {
         Box::pin(async move {
+            // Cached without the image's spelling, told in this request's.
             let name = image.name();
             if let Some(v) = self.cache.get(digest, &name, self.policy.version()) {
-                return Ok(v);
+                return Ok(v.for_image(image, digest));
             }
             let source = KeychainSource {
                 resolver: &self.resolver,
                 keychain,
             };
-            let verdict = tagpin_verifier::verify_uncached(&source, &self.policy, image, digest)
+            let verdict = tagpin_verifier::judge_uncached(&source, &self.policy, image, digest)
                 .await
                 .map_err(|e| e.to_string())?;
             self.cache
                 .put(digest, &name, self.policy.version(), &verdict);
-            Ok(verdict)
+            Ok(verdict.for_image(image, digest))
         })
     }
 }
@@ -82,10 +83,11 @@ struct KeychainSource<'a> {
     keychain: &'a Keychain,
 }
 
-fn source_error(image: &ImageReference, e: impl std::fmt::Display) -> SourceError {
+/// The verification error names the image; the registry and the cause are said once here.
+fn source_error(image: &ImageReference, e: ResolveError) -> SourceError {
     SourceError {
-        registry: image.registry().to_owned(),
-        cause: e.to_string(),
+        registry: e.registry().unwrap_or(image.registry()).to_owned(),
+        cause: e.cause(),
     }
 }
 

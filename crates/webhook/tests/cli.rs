@@ -232,3 +232,200 @@ fn verify_needs_a_policy() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("verification:"), "{stderr}");
 }
+
+/// Runs `cmd` without blocking the runtime that serves the scripted registries.
+async fn output(cmd: std::process::Command) -> std::process::Output {
+    tokio::process::Command::from(cmd).output().await.unwrap()
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn an_untrusted_registry_certificate_is_one_line_naming_the_config_key() {
+    // A TLS endpoint whose certificate comes from a CA tagpin was never told about.
+    let stranger = common::Server::start("");
+    let registry = stranger.addr.to_string();
+    let image = format!("{registry}/team/app:1.0");
+    let out = tagpin().args(["resolve", &image]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        text(out.stderr),
+        format!(
+            "tagpin resolve: {image}: TLS certificate of registry {registry} is not trusted (invalid certificate: UnknownIssuer); configure its CA under resolver.registries.\"{registry}\".ca\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_refused_registry_is_one_clause_without_a_guessed_url() {
+    let refused = tagpin_e2e::fake_registry::FakeRegistry::refusing().addr;
+    let image = format!("{refused}/team/app:1.0");
+    let mut cmd = tagpin();
+    cmd.args(["resolve", &image]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(out.stderr),
+        format!("tagpin resolve: {image}: registry {refused} is unreachable: connection refused\n")
+    );
+
+    // Given by digest, verified against a rule: image, digest, registry and cause once each.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tagpin.yaml");
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../verifier/tests/fixtures/cosign.pub"
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "verification:\n  noMatch: deny\n  rules:\n    - name: team\n      images: [\"{refused}/team/*\"]\n      signatures:\n        anyOf:\n          - key: {{file: {key}}}\n            tlog: waived\n"
+        ),
+    )
+    .unwrap();
+    let pinned = format!("{refused}/team/app@{DIGEST}");
+    let mut cmd = tagpin();
+    cmd.args(["verify", "--config"]).arg(&config).arg(&pinned);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(out.stdout), format!("{pinned} error\n"));
+    assert_eq!(
+        text(out.stderr),
+        format!(
+            "tagpin verify: cannot verify {pinned}: registry error while fetching signatures: registry {refused}: unreachable: connection refused\n"
+        )
+    );
+}
+
+/// A registry serving `digest` for every manifest HEAD.
+async fn serving(digest: &'static str) -> tagpin_e2e::fake_registry::FakeRegistry {
+    use tagpin_e2e::fake_registry::{FakeRegistry, MANIFEST_TYPE, http, is_head};
+    FakeRegistry::start(std::sync::Arc::new(move |_, line| {
+        http(
+            "200 OK",
+            &[
+                ("Docker-Content-Digest", digest.into()),
+                ("Content-Type", MANIFEST_TYPE.into()),
+            ],
+            b"",
+            is_head(line),
+        )
+    }))
+    .await
+}
+
+/// `tagpin review` of a Pod of `images` with `config`; the response.
+async fn review_with(config: &str, images: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let (config_file, input) = (dir.path().join("tagpin.yaml"), dir.path().join("in.json"));
+    std::fs::write(&config_file, config).unwrap();
+    let body = review("Pod", "", "CREATE", pod(images));
+    std::fs::write(&input, serde_json::to_vec(&body).unwrap()).unwrap();
+    let mut cmd = tagpin();
+    cmd.args(["review", "--config"])
+        .arg(&config_file)
+        .arg(&input);
+    let out = output(cmd).await;
+    assert!(out.status.success(), "{}", text(out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    answer["response"].clone()
+}
+
+fn records(response: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(response["auditAnnotations"]["images"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_record_names_the_normalized_image_and_the_endpoint_that_answered() {
+    use tagpin_e2e::fake_registry::FakeRegistry;
+    let mirror = serving(DIGEST).await;
+    let origin_port = FakeRegistry::refusing()
+        .addr
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_owned();
+    // An upper-case host: the rule, the config key and the record use its normalized name,
+    // the pin keeps the spelling the node pulls.
+    let written = format!("LOCALHOST:{origin_port}/team/app:1.0");
+    let config = format!(
+        "resolver:\n  registries:\n    \"localhost:{origin_port}\": {{plainHttp: true, confirmMirrors: true, mirrors: [\"{}\"]}}\n    \"{}\": {{plainHttp: true}}\n",
+        mirror.addr, mirror.addr
+    );
+    let response = review_with(&config, &[&written]).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let records = records(&response);
+    assert_eq!(records[0]["original"], written);
+    assert_eq!(
+        records[0]["image"],
+        format!("localhost:{origin_port}/team/app:1.0")
+    );
+    assert_eq!(records[0]["digest"], DIGEST);
+    // The origin is unreachable: the mirror's answer stands, unconfirmed.
+    assert_eq!(records[0]["resolvedBy"], serde_json::json!([mirror.addr]));
+    use base64::Engine as _;
+    let patch = text(
+        base64::engine::general_purpose::STANDARD
+            .decode(response["patch"].as_str().unwrap())
+            .unwrap(),
+    );
+    assert!(
+        patch.contains(&format!("\"{written}@{DIGEST}\"")),
+        "{patch}"
+    );
+}
+
+#[tokio::test]
+async fn a_mirror_the_origin_contradicts_is_denied_and_a_confirmed_one_recorded() {
+    const OTHER: &str = "sha256:9999999999999999999999999999999999999999999999999999999999999999";
+    let mirror = serving(DIGEST).await;
+    let liar = serving(OTHER).await;
+    let origin = serving(DIGEST).await;
+    let config = |mirror: &str| {
+        format!(
+            "resolver:\n  registries:\n    \"{o}\": {{plainHttp: true, confirmMirrors: true, mirrors: [\"{mirror}\"]}}\n    \"{mirror}\": {{plainHttp: true}}\n",
+            o = origin.addr
+        )
+    };
+    let image = format!("{}/team/app:1.0", origin.addr);
+
+    let response = review_with(&config(&mirror.addr), &[&image]).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    assert_eq!(
+        records(&response)[0]["resolvedBy"],
+        serde_json::json!([mirror.addr, origin.addr])
+    );
+
+    let response = review_with(&config(&liar.addr), &[&image]).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(
+        response["status"]["message"],
+        format!(
+            "tagpin denied this Pod: 1 image(s) could not be pinned or verified: /spec/containers/0/image: {image}: mirror {} answered {OTHER}, which registry {} does not confirm: it serves {DIGEST}",
+            liar.addr, origin.addr
+        )
+    );
+}
+
+#[tokio::test]
+async fn one_failure_is_told_in_each_fields_spelling() {
+    let refused = tagpin_e2e::fake_registry::FakeRegistry::refusing().addr;
+    let (short, long) = (
+        format!("{refused}/team/app"),
+        format!("{refused}/team/app:latest"),
+    );
+    let config = format!("resolver:\n  registries:\n    \"{refused}\": {{plainHttp: true}}\n");
+    let response = review_with(&config, &[&short, &long]).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(
+        response["status"]["message"],
+        format!(
+            "tagpin denied this Pod: 2 image(s) could not be pinned or verified: \
+             /spec/containers/0/image: {short}: registry {refused} is unreachable: connection refused; \
+             /spec/containers/1/image: {long}: registry {refused} is unreachable: connection refused"
+        )
+    );
+}

@@ -51,6 +51,28 @@ pub(super) fn validate(host: &str) -> Result<Range<usize>, &'static str> {
     Ok(name_range)
 }
 
+/// The registry host as tagpin compares it: ASCII lowercase, without the default
+/// HTTPS port `:443`, and Docker Hub's aliases as `docker.io`.
+///
+/// Host names and IPv6 hex digits are case-insensitive, and a registry reached on
+/// 443 is the same registry written without a port, so each spelling of one
+/// registry must match the same policy rule, configuration and credentials.
+pub fn normalize(host: &str) -> String {
+    let mut host = host.trim().to_ascii_lowercase();
+    // Without its port a single-label name ("myhost") would read as a Docker Hub
+    // namespace, not a host, so it keeps ":443".
+    if let Some(bare) = host.strip_suffix(":443")
+        && (bare.ends_with(']') || !bare.contains(':'))
+        && (bare.contains(['.', ':']) || bare == "localhost")
+    {
+        host.truncate(bare.len());
+    }
+    if super::DEFAULT_REGISTRY_ALIASES.contains(&host.as_str()) {
+        return super::DEFAULT_REGISTRY.to_owned();
+    }
+    host
+}
+
 /// Checks dot-separated components of ASCII letters and digits with inner dashes.
 fn validate_domain_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
@@ -124,6 +146,29 @@ mod tests {
         assert_eq!(host_of("[::1]:5000"), "::1");
         assert_eq!(host_of("[fe80::1]"), "fe80::1");
         assert_eq!(host_of("[2001:DB8::1]:65535"), "2001:DB8::1");
+    }
+
+    #[test]
+    fn normalizes_case_default_port_and_docker_hub_aliases() {
+        for (written, normalized) in [
+            ("REGISTRY.EXAMPLE.COM", "registry.example.com"),
+            ("Registry.Example.com:443", "registry.example.com"),
+            ("registry.example.com:4443", "registry.example.com:4443"),
+            ("registry.example.com:8443", "registry.example.com:8443"),
+            ("index.docker.io", "docker.io"),
+            ("registry-1.docker.io", "docker.io"),
+            ("Registry-1.Docker.IO:443", "docker.io"),
+            ("docker.io", "docker.io"),
+            ("index.docker.io:5000", "index.docker.io:5000"),
+            ("[2001:DB8::1]:443", "[2001:db8::1]"),
+            ("[::1]:5000", "[::1]:5000"),
+            ("127.0.0.1:5443", "127.0.0.1:5443"),
+            ("localhost:443", "localhost"),
+            ("myhost:443", "myhost:443"),
+        ] {
+            assert_eq!(normalize(written), normalized, "{written}");
+            assert_eq!(normalize(normalized), normalized, "{normalized}");
+        }
     }
 
     #[test]

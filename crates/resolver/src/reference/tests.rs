@@ -52,6 +52,54 @@ fn normalizes_docker_hub_names() {
 }
 
 #[test]
+fn one_registry_has_one_name_however_its_host_is_written() {
+    let cases = [
+        (
+            "REGISTRY.EXAMPLE.COM/team/app:1.0",
+            "registry.example.com/team/app:1.0",
+        ),
+        (
+            "registry.example.com:443/team/app:1.0",
+            "registry.example.com/team/app:1.0",
+        ),
+        (
+            "Registry.Example.Com:443/team/app",
+            "registry.example.com/team/app:latest",
+        ),
+        (
+            "registry.example.com:8443/team/app",
+            "registry.example.com:8443/team/app:latest",
+        ),
+        (
+            "index.docker.io/library/nginx",
+            "docker.io/library/nginx:latest",
+        ),
+        (
+            "registry-1.docker.io/library/nginx:1.25",
+            "docker.io/library/nginx:1.25",
+        ),
+        (
+            "registry-1.docker.io/nginx",
+            "docker.io/library/nginx:latest",
+        ),
+        ("DOCKER.IO/library/nginx", "docker.io/library/nginx:latest"),
+        ("[2001:DB8::1]:443/app", "[2001:db8::1]/app:latest"),
+    ];
+    for (input, normalized) in cases {
+        let r = parse(input);
+        assert_eq!(r.normalized(), normalized, "{input}");
+        assert_eq!(r.as_written(), input, "the written form is kept");
+        assert_eq!(r.pinned(&sha256()), format!("{input}@sha256:{HEX64}"));
+        assert_eq!(parse(&r.normalized()), r, "{input}");
+    }
+    assert_eq!(
+        parse("REGISTRY.EXAMPLE.COM:443/team/app:1.0"),
+        parse("registry.example.com/team/app:1.0")
+    );
+    assert_eq!(parse("registry-1.docker.io/library/nginx"), parse("nginx"));
+}
+
+#[test]
 fn digest_only_reference_gets_no_implicit_tag() {
     let r = parse(&format!("redis@sha256:{HEX64}"));
     assert_eq!(
@@ -110,8 +158,8 @@ fn recognizes_registry_hosts() {
         ),
         (
             "Registry.Example.com/team/app",
-            "Registry.Example.com",
-            "Registry.Example.com",
+            "registry.example.com",
+            "registry.example.com",
             "team/app",
             None,
         ),

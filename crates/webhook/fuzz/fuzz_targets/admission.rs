@@ -45,6 +45,7 @@ impl ImageResolver for FixedResolver {
                 resolved_at: SystemTime::UNIX_EPOCH,
                 cached: false,
                 source: image.registry().to_owned(),
+                confirmed_by: None,
             })
         })
     }

@@ -12,7 +12,8 @@ use super::Admitter;
 use super::changes::Change;
 use super::fields::{ImageField, pull_identity};
 use super::plan::Plan;
-use crate::resolving::ResolveFailure;
+use super::record;
+use crate::resolving::{ResolveFailure, respell};
 
 /// What happened to one image field.
 pub(super) enum FieldResult {
@@ -20,8 +21,8 @@ pub(super) enum FieldResult {
     Invalid(String),
     /// Already carried a digest.
     Digested(ImageReference),
-    /// Resolved now, to this digest at this time.
-    Resolved(ImageReference, Digest, SystemTime),
+    /// Resolved now, to this digest at this time, by these registry endpoints.
+    Resolved(ImageReference, Digest, SystemTime, Vec<String>),
     /// Could not be resolved.
     Failed(ImageReference, String),
 }
@@ -84,7 +85,9 @@ impl Admitter {
                 pending.entry(reference.normalized()).or_insert(reference);
             }
         }
-        let mut outcomes: HashMap<String, Result<(Digest, SystemTime), String>> = HashMap::new();
+        // A failure keeps the spelling it was found for, to be told in each field's own.
+        type Outcome = Result<(Digest, SystemTime, Vec<String>), (String, String)>;
+        let mut outcomes: HashMap<String, Outcome> = HashMap::new();
         if !pending.is_empty() {
             let budget = self.config.deadline_seconds;
             let lookups = pending.into_iter().map(|(key, reference)| async move {
@@ -92,13 +95,18 @@ impl Admitter {
                     tokio::time::timeout_at(deadline, self.resolver.resolve(reference, keychain))
                         .await;
                 let result = match result {
-                    Ok(Ok(resolution)) => Ok((resolution.digest, resolution.resolved_at)),
+                    Ok(Ok(resolution)) => Ok((
+                        resolution.digest.clone(),
+                        resolution.resolved_at,
+                        record::resolved_by(&resolution),
+                    )),
                     Ok(Err(ResolveFailure { message, .. })) => Err(message),
                     Err(_) => Err(format!(
                         "{}: not resolved within tagpin's {budget}s admission deadline",
                         reference.as_written()
                     )),
-                };
+                }
+                .map_err(|message| (reference.as_written().to_owned(), message));
                 (key, result)
             });
             outcomes.extend(futures::future::join_all(lookups).await);
@@ -109,8 +117,13 @@ impl Admitter {
                 Err(e) => FieldResult::Invalid(e),
                 Ok(reference) if reference.digest().is_some() => FieldResult::Digested(reference),
                 Ok(reference) => match outcomes.get(&reference.normalized()) {
-                    Some(Ok((digest, at))) => FieldResult::Resolved(reference, digest.clone(), *at),
-                    Some(Err(e)) => FieldResult::Failed(reference, e.clone()),
+                    Some(Ok((digest, at, by))) => {
+                        FieldResult::Resolved(reference, digest.clone(), *at, by.clone())
+                    }
+                    Some(Err((found_for, e))) => {
+                        let e = respell(e, found_for, reference.as_written());
+                        FieldResult::Failed(reference, e)
+                    }
                     None => FieldResult::Failed(reference, "not resolved".to_owned()),
                 },
             })
@@ -130,8 +143,9 @@ impl Admitter {
         };
         let mut distinct: BTreeMap<(String, String), (ImageReference, Digest)> = BTreeMap::new();
         for (reference, digest) in results.iter().filter_map(pinned) {
+            // By spelling, so a reason quotes what each field wrote.
             distinct
-                .entry((reference.name(), digest.to_string()))
+                .entry((reference.as_written().to_owned(), digest.to_string()))
                 .or_insert((reference, digest));
         }
         let budget = self.config.deadline_seconds;
@@ -145,8 +159,8 @@ impl Admitter {
                 .await
                 .unwrap_or_else(|_| {
                     Err(format!(
-                        "{}@{digest}: not verified within tagpin's {budget}s admission deadline",
-                        reference.as_written()
+                        "{}: not verified within tagpin's {budget}s admission deadline",
+                        reference.pinned(&digest)
                     ))
                 });
                 (key, result)
@@ -162,7 +176,7 @@ impl Admitter {
             .map(|r| {
                 let (reference, digest) = pinned(r)?;
                 verdicts
-                    .get(&(reference.name(), digest.to_string()))
+                    .get(&(reference.as_written().to_owned(), digest.to_string()))
                     .cloned()
             })
             .collect()
@@ -173,7 +187,7 @@ impl Admitter {
 fn pinned(r: &FieldResult) -> Option<(ImageReference, Digest)> {
     match r {
         FieldResult::Digested(reference) => Some((reference.clone(), reference.digest()?.clone())),
-        FieldResult::Resolved(reference, digest, _) => Some((reference.clone(), digest.clone())),
+        FieldResult::Resolved(reference, digest, ..) => Some((reference.clone(), digest.clone())),
         FieldResult::Invalid(_) | FieldResult::Failed(..) => None,
     }
 }

@@ -180,6 +180,7 @@ impl Findings {
             image: None,
             digest: None,
             resolved_at: None,
+            resolved_by: Vec::new(),
             verdict: NOT_VERIFIED.to_owned(),
             rule: None,
             signers: Vec::new(),
@@ -208,10 +209,12 @@ impl Findings {
                     rec.original = prev.original.clone();
                     rec.image = prev.image.clone();
                     rec.resolved_at = prev.resolved_at.clone();
+                    rec.resolved_by = prev.resolved_by.clone();
                 }
                 rec.digest = Some(digest);
             }
-            FieldResult::Resolved(reference, digest, resolved_at) => {
+            FieldResult::Resolved(reference, digest, resolved_at, resolved_by) => {
+                rec.resolved_by = resolved_by;
                 let pinned = reference.pinned(&digest);
                 rec.image = Some(reference.normalized());
                 let digest = digest.to_string();

@@ -31,6 +31,10 @@ pub struct ImageRecord {
     /// When tagpin asked the registry (RFC 3339), absent for references that already had a digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<String>,
+    /// The registry endpoints whose answer the digest rests on: the one that answered the
+    /// tag lookup (a mirror or the origin), then the origin when it confirmed a mirror's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved_by: Vec<String>,
     /// The verification verdict of the digest (`not-verified` without a policy).
     pub verdict: String,
     /// The policy rule applied, when one matched.
@@ -109,6 +113,13 @@ fn looks_like_a_time(t: &str) -> bool {
             .all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | 'T' | 'Z' | '.'))
 }
 
+/// The endpoints `resolution` rests on, for [`ImageRecord::resolved_by`].
+pub fn resolved_by(resolution: &tagpin_resolver::Resolution) -> Vec<String> {
+    std::iter::once(resolution.source.clone())
+        .chain(resolution.confirmed_by.clone())
+        .collect()
+}
+
 /// Serializes records as compact JSON.
 pub fn to_json(records: &[ImageRecord]) -> String {
     // Serializing plain strings cannot fail; fall back to an empty list to stay total.
@@ -139,6 +150,7 @@ mod tests {
             image: Some("docker.io/library/nginx:1.25".into()),
             digest: Some(format!("sha256:{}", "a".repeat(64))),
             resolved_at: Some("2026-01-01T00:00:00Z".into()),
+            resolved_by: vec!["127.0.0.1:5080".into(), "127.0.0.1:5443".into()],
             verdict: NOT_VERIFIED.into(),
             rule: None,
             signers: Vec::new(),
@@ -151,6 +163,10 @@ mod tests {
             "{json}"
         );
         assert!(!json.contains("error"), "{json}");
+        assert!(
+            json.contains(r#""resolvedBy":["127.0.0.1:5080","127.0.0.1:5443"]"#),
+            "{json}"
+        );
         assert_eq!(from_json(&json), vec![r]);
         assert!(from_json("not json").is_empty());
     }

@@ -60,6 +60,7 @@ impl ImageResolver for FakeResolver {
                         resolved_at: std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
                         cached: false,
                         source: image.registry().to_owned(),
+                        confirmed_by: None,
                     })
                 }
                 Some(Err(kind)) => Err(ResolveFailure {

@@ -87,31 +87,7 @@ pub async fn run(
     });
     let results = futures::future::join_all(checks).await;
     match output {
-        OutputFormat::Text => {
-            for r in &results {
-                let pinned = r.pinned.as_deref().unwrap_or(&r.input);
-                match (&r.verdict, &r.error) {
-                    (Some(v), _) => {
-                        let mut line = format!("{pinned} {}", v.outcome.as_str());
-                        if !v.signers.is_empty() {
-                            line.push_str(&format!(" signers={}", v.signers.join(",")));
-                        }
-                        if !v.attestations.is_empty() {
-                            line.push_str(&format!(" attestations={}", v.attestations.join(",")));
-                        }
-                        println!("{line}");
-                        if let Some(reason) = &v.reason {
-                            eprintln!("tagpin verify: {reason}");
-                        }
-                    }
-                    (None, Some(e)) => {
-                        println!("{pinned} error");
-                        eprintln!("tagpin verify: {e}");
-                    }
-                    (None, None) => {}
-                }
-            }
-        }
+        OutputFormat::Text => print_text(&results),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&results)?),
     }
     Ok(if results.iter().all(Checked::admitted) {
@@ -119,4 +95,32 @@ pub async fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// One line per image on stdout (`<pinned> <verdict> [signers=…] [attestations=…]`), and the
+/// reason, when there is one, on stderr.
+fn print_text(results: &[Checked]) {
+    for r in results {
+        let pinned = r.pinned.as_deref().unwrap_or(&r.input);
+        match (&r.verdict, &r.error) {
+            (Some(v), _) => {
+                let mut line = format!("{pinned} {}", v.outcome.as_str());
+                if !v.signers.is_empty() {
+                    line.push_str(&format!(" signers={}", v.signers.join(",")));
+                }
+                if !v.attestations.is_empty() {
+                    line.push_str(&format!(" attestations={}", v.attestations.join(",")));
+                }
+                println!("{line}");
+                if let Some(reason) = &v.reason {
+                    eprintln!("tagpin verify: {reason}");
+                }
+            }
+            (None, Some(e)) => {
+                println!("{pinned} error");
+                eprintln!("tagpin verify: {e}");
+            }
+            (None, None) => {}
+        }
+    }
 }
