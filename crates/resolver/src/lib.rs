@@ -3,6 +3,20 @@
 //! The resolver answers one question: which digest does the registry serve for
 //! this tag right now, asked with these credentials. Everything else in tagpin
 //! (verification, pinning, annotations) is keyed by that digest.
+//!
+//! ```no_run
+//! use tagpin_resolver::{ImageReference, Keychain, Resolver, ResolverConfig};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! // One resolver per process: it pools registry clients and caches answers.
+//! let resolver = Resolver::new(ResolverConfig::default())?;
+//! let image = ImageReference::parse("registry.example/team/app:1.4")?;
+//! let resolution = resolver.resolve(&image, &Keychain::anonymous()).await?;
+//! // `registry.example/team/app:1.4@sha256:…`, what tagpin writes into the pod.
+//! println!("{} is {}", resolution.image, resolution.pinned);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod artifacts;
 pub mod cache;

@@ -3,10 +3,10 @@
 
 use tagpin_resolver::{Digest, DigestAlgorithm};
 
-use crate::bundle;
-use crate::evidence::Claims;
-use crate::judge::{self, Target};
+use crate::formats::bundle;
+use crate::formats::evidence::Claims;
 use crate::policy::AuthoritySet;
+use crate::policy::judge::{self, Target};
 
 /// What the bundle must sign.
 #[derive(Debug, Clone, Copy)]

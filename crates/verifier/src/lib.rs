@@ -14,35 +14,64 @@
 //! the rule, the signers (`sha256:<hex>` key fingerprints or `issuer/subject`
 //! identities) and the attestation types verified; its `reason` names image,
 //! digest, rule and what was missing or wrong.
+//!
+//! ```no_run
+//! use tagpin_resolver::{Digest, ImageReference};
+//! use tagpin_verifier::{ArtifactSource, Outcome, Policy, Verifier};
+//!
+//! async fn is_signed(source: impl ArtifactSource) -> Result<bool, Box<dyn std::error::Error>> {
+//!     let policy: Policy = serde_norway::from_str(
+//!         r#"
+//! noMatch: deny
+//! rules:
+//!   - name: team
+//!     images: ["registry.example/team/*"]
+//!     signatures:
+//!       anyOf:
+//!         - key: {file: "/etc/tagpin/cosign.pub"}
+//! "#,
+//!     )?;
+//!     // Once per configuration: reads the key file, rejects bad globs and CEL.
+//!     let policy = policy.compile()?;
+//!     let verifier = Verifier::new(source);
+//!     let image = ImageReference::parse("registry.example/team/app:1.4")?;
+//!     // The digest the resolver found for the tag: verdicts are never about tags.
+//!     let digest: Digest =
+//!         "sha256:0f3a4e0a1c5d2b6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6".parse()?;
+//!     let verdict = verifier.verify(&policy, &image, &digest).await?;
+//!     Ok(verdict.outcome == Outcome::Verified)
+//! }
+//! ```
+//!
+//! The code is laid out by layer, each using only the layers below it: the
+//! entry points (`verifier`, `bundle_verify`, `verdict`, `cache`) over
+//! `discovery/` (finding artifacts through an [`ArtifactSource`]) and
+//! `policy/` (what must be proven), over `formats/` (parsing artifacts), over
+//! `proofs/` (offline cryptographic checks).
 
-pub mod bundle;
-pub mod bundle_verify;
-pub mod cache;
-pub mod certificate;
-pub mod conditions;
-pub mod cosign_v2;
-mod der_walk;
-pub mod discover;
-pub mod dsse;
-pub mod evidence;
-pub mod glob;
-pub mod intoto;
-pub mod judge;
-pub mod keys;
-pub mod policy;
-pub mod rekor;
-pub mod repository;
-pub mod sct;
-pub mod simple_signing;
-pub mod source;
-pub mod timestamp;
-pub mod trust_root;
-pub mod verdict;
-pub mod verifier;
+pub(crate) mod bundle_verify;
+pub(crate) mod cache;
+pub(crate) mod discovery;
+pub(crate) mod formats;
+pub(crate) mod policy;
+pub(crate) mod proofs;
+pub(crate) mod verdict;
+pub(crate) mod verifier;
 
+pub use bundle_verify::{Artifact, verify_bundle};
 pub use cache::{CacheTtl, VerdictCache};
+pub use discovery::source::{ArtifactSource, Fetched, SourceError};
+pub use formats::bundle::parse as parse_bundle;
+pub use formats::cosign_v2::Manifest;
+pub use formats::dsse::Envelope;
+pub use formats::intoto::Statement;
+pub use formats::simple_signing::SimpleSigning;
 pub use policy::{CompiledPolicy, NoMatch, Policy, PolicyError};
-pub use source::{ArtifactSource, Fetched, SourceError};
+pub use proofs::certificate::signing_certificate;
+pub use proofs::keys::PublicKey;
+pub use proofs::sct::verify as verify_scts;
+pub use proofs::timestamp::verify as verify_timestamp;
+pub use proofs::trust_root::TrustRoot;
 pub use verdict::{Outcome, Verdict};
 pub use verifier::{Verifier, VerifyError, judge_uncached, verify_uncached};
 

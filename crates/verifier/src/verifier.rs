@@ -5,11 +5,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tagpin_resolver::{Digest, ImageReference};
 
 use crate::cache::VerdictCache;
-use crate::cosign_v2::{Descriptor, Manifest};
-use crate::discover::{self, Discovery};
-use crate::judge::{self, Target};
+use crate::discovery::discover::{self, Discovery};
+use crate::discovery::source::{ArtifactSource, SourceError};
+use crate::formats::cosign_v2::{Descriptor, Manifest};
+use crate::policy::judge::{self, Target};
 use crate::policy::{CompiledPolicy, NoMatch, Rule};
-use crate::source::{ArtifactSource, SourceError};
 use crate::verdict::{Outcome, Verdict, subject};
 
 /// Why verification could not reach a verdict.

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use support::*;
 use tagpin_resolver::Digest;
-use tagpin_verifier::bundle_verify::{Artifact, verify_bundle};
+use tagpin_verifier::{Artifact, verify_bundle};
 
 const A_TXT: &str = "sha256:a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf";
 const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
@@ -247,8 +247,8 @@ fn rekor_v2_bundle_fails_once_altered() {
 
 #[test]
 fn public_good_timestamp_verifies() {
-    use tagpin_verifier::timestamp;
-    use tagpin_verifier::trust_root::TrustRoot;
+    use tagpin_verifier::TrustRoot;
+    use tagpin_verifier::verify_timestamp;
     let b: serde_json::Value = serde_json::from_slice(&bundle(HAPPY)).unwrap();
     let field = |p: &str| {
         STANDARD
@@ -263,13 +263,13 @@ fn public_good_timestamp_verifies() {
         TrustRoot::from_trusted_root_json(&fixture("conformance/trusted_root.public_good.json"))
             .unwrap();
     // 2026-05-13T19:47:33Z, from timestamp.sigstore.dev.
-    assert_eq!(timestamp::verify(&ts, &sig, &root), Ok(1_778_701_653));
-    let err = timestamp::verify(&ts, b"another signature", &root).unwrap_err();
+    assert_eq!(verify_timestamp(&ts, &sig, &root), Ok(1_778_701_653));
+    let err = verify_timestamp(&ts, b"another signature", &root).unwrap_err();
     assert!(err.contains("not over this signature"), "{err}");
     let staging =
         TrustRoot::from_trusted_root_json(&fixture("conformance/trusted_root.staging.json"))
             .unwrap();
-    let err = timestamp::verify(&ts, &sig, &staging).unwrap_err();
+    let err = verify_timestamp(&ts, &sig, &staging).unwrap_err();
     assert!(err.contains("not from a trusted authority"), "{err}");
 }
 
@@ -447,11 +447,9 @@ fn a_timestamp_authority_validity_is_never_borrowed() {
             .decode(b.pointer(p).unwrap().as_str().unwrap())
             .unwrap()
     };
-    let root = tagpin_verifier::trust_root::TrustRoot::from_trusted_root_json(
-        &std::fs::read(&path).unwrap(),
-    )
-    .unwrap();
-    let err = tagpin_verifier::timestamp::verify(
+    let root =
+        tagpin_verifier::TrustRoot::from_trusted_root_json(&std::fs::read(&path).unwrap()).unwrap();
+    let err = tagpin_verifier::verify_timestamp(
         &field(
             "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0/signedTimestamp",
         ),
@@ -726,7 +724,7 @@ const SUITE_FAILURES: [(&str, &str); 49] = [
 fn suite_signer(case: &str) -> String {
     let dir = std::path::PathBuf::from(fixture_path(&format!("{SUITE}/{case}")));
     match std::fs::read_to_string(dir.join("key.pub")) {
-        Ok(pem) => tagpin_verifier::keys::PublicKey::from_pem(&pem)
+        Ok(pem) => tagpin_verifier::PublicKey::from_pem(&pem)
             .unwrap()
             .fingerprint(),
         Err(_) => format!("{ISSUER}/{IDENTITY}"),
@@ -768,8 +766,8 @@ fn every_bundle_verify_case_passes() {
 /// no time; this checks why each proves nothing, as its README says.
 #[test]
 fn suite_timestamps_fail_for_their_reason() {
-    use tagpin_verifier::timestamp;
-    use tagpin_verifier::trust_root::TrustRoot;
+    use tagpin_verifier::TrustRoot;
+    use tagpin_verifier::verify_timestamp;
     let stamp_and_signature = |bundle: &serde_json::Value| {
         let field = |p: &str| {
             let text = bundle
@@ -814,7 +812,7 @@ fn suite_timestamps_fail_for_their_reason() {
             TrustRoot::from_trusted_root_json(&suite_file(case, "trusted_root.json")).unwrap();
         let bundle = serde_json::from_slice(&suite_file(case, "bundle.sigstore.json")).unwrap();
         let (ts, sig) = stamp_and_signature(&bundle);
-        let err = timestamp::verify(&ts, &sig, &root).unwrap_err();
+        let err = verify_timestamp(&ts, &sig, &root).unwrap_err();
         assert!(err.contains(reason), "{case}: {err}");
     }
     // A valid timestamp, wrapped over lines, for a time the short-lived
@@ -825,7 +823,7 @@ fn suite_timestamps_fail_for_their_reason() {
         serde_json::from_slice(&suite_file(case, "bundle.sigstore.json")).unwrap();
     let (ts, sig) = stamp_and_signature(&bundle);
     let root = TrustRoot::from_trusted_root_json(&suite_file(case, "trusted_root.json")).unwrap();
-    let at = timestamp::verify(&ts, &sig, &root).unwrap();
+    let at = verify_timestamp(&ts, &sig, &root).unwrap();
     let stamp = bundle
         .pointer_mut(
             "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0/signedTimestamp",

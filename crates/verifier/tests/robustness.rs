@@ -5,15 +5,15 @@
 mod support;
 
 use proptest::prelude::*;
-use tagpin_verifier::bundle;
-use tagpin_verifier::certificate::signing_certificate;
-use tagpin_verifier::cosign_v2::Manifest;
-use tagpin_verifier::dsse::Envelope;
-use tagpin_verifier::intoto::Statement;
-use tagpin_verifier::simple_signing::SimpleSigning;
+use tagpin_verifier::Envelope;
+use tagpin_verifier::Manifest;
+use tagpin_verifier::SimpleSigning;
+use tagpin_verifier::Statement;
+use tagpin_verifier::parse_bundle;
+use tagpin_verifier::signing_certificate;
 
 fn parse_everything(bytes: &[u8]) {
-    let _ = bundle::parse("fuzz", bytes);
+    let _ = parse_bundle("fuzz", bytes);
     let _ = Envelope::parse(bytes);
     let _ = Statement::parse(bytes);
     let _ = SimpleSigning::parse(bytes);
@@ -47,7 +47,7 @@ proptest! {
         let i = pos % bytes.len();
         bytes[i] = byte;
         parse_everything(&bytes);
-        if let Ok(parsed) = bundle::parse("fuzz", &bytes) {
+        if let Ok(parsed) = parse_bundle("fuzz", &bytes) {
             let _ = parsed.with_message(b"message");
         }
     }

@@ -36,7 +36,7 @@ fn signed_registry(payload: &str, sig: &str) -> MemoryRegistry {
 }
 
 fn cosign_fingerprint() -> String {
-    tagpin_verifier::keys::PublicKey::from_pem(&fixture_text("cosign.pub"))
+    tagpin_verifier::PublicKey::from_pem(&fixture_text("cosign.pub"))
         .unwrap()
         .fingerprint()
 }
@@ -816,7 +816,7 @@ async fn message_bundle_over_bytes_that_are_not_the_digest_is_refused() {
 /// bundle verifies no artifact, by bytes or by digest.
 #[test]
 fn empty_message_bundle_verifies_no_artifact() {
-    use tagpin_verifier::bundle_verify::{Artifact, verify_bundle};
+    use tagpin_verifier::{Artifact, verify_bundle};
     let key = TestKey::new();
     let p = policy(&key.policy());
     let set = p.rule("r").unwrap().signatures().unwrap();
@@ -974,7 +974,7 @@ async fn a_copied_signature_counts_once() {
 /// certificate is said to be checked at the current time.
 #[test]
 fn expired_certificate_without_signing_time_is_checked_now() {
-    use tagpin_verifier::bundle_verify::{Artifact, verify_bundle};
+    use tagpin_verifier::{Artifact, verify_bundle};
     let g = generated();
     let k = &g["trusted"];
     let der = |pem_text: &str| b64(pem::parse(pem_text).unwrap().contents());

@@ -6,15 +6,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tagpin_verifier::bundle;
-use tagpin_verifier::certificate::signing_certificate;
-use tagpin_verifier::cosign_v2::Manifest;
-use tagpin_verifier::dsse::Envelope;
-use tagpin_verifier::intoto::Statement;
-use tagpin_verifier::sct;
-use tagpin_verifier::simple_signing::SimpleSigning;
-use tagpin_verifier::timestamp;
-use tagpin_verifier::trust_root::TrustRoot;
+use tagpin_verifier::Envelope;
+use tagpin_verifier::Manifest;
+use tagpin_verifier::SimpleSigning;
+use tagpin_verifier::Statement;
+use tagpin_verifier::TrustRoot;
+use tagpin_verifier::parse_bundle;
+use tagpin_verifier::signing_certificate;
+use tagpin_verifier::verify_scts;
+use tagpin_verifier::verify_timestamp;
 
 static ROOT: std::sync::LazyLock<TrustRoot> = std::sync::LazyLock::new(|| {
     TrustRoot::from_trusted_root_json(include_bytes!(
@@ -24,12 +24,12 @@ static ROOT: std::sync::LazyLock<TrustRoot> = std::sync::LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(parsed) = bundle::parse("fuzz", data) {
+    if let Ok(parsed) = parse_bundle("fuzz", data) {
         let _ = parsed.clone().with_digest(&data[..data.len().min(32)]);
         let _ = parsed.with_message(data);
     }
-    let _ = timestamp::verify(data, b"signature", &ROOT);
-    let _ = sct::verify(data, &[data], &ROOT);
+    let _ = verify_timestamp(data, b"signature", &ROOT);
+    let _ = verify_scts(data, &[data], &ROOT);
     if let Ok(envelope) = Envelope::parse(data) {
         let _ = Statement::parse(&envelope.payload);
         let _ = envelope.pae();

@@ -10,10 +10,10 @@ use super::config::{
     AttestationConfig, AuthorityConfig, AuthoritySetConfig, KeyConfig, KeylessConfig, NoMatch,
     Policy, RuleConfig, TlogMode, TrustRootConfig,
 };
-use crate::conditions::Condition;
-use crate::glob::ImageGlob;
-use crate::keys::PublicKey;
-use crate::trust_root::TrustRoot;
+use crate::policy::conditions::Condition;
+use crate::policy::glob::ImageGlob;
+use crate::proofs::keys::PublicKey;
+use crate::proofs::trust_root::TrustRoot;
 
 /// Why a policy was rejected at load time.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

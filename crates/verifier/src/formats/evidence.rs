@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::intoto::Statement;
-use crate::rekor::TlogEntry;
-use crate::simple_signing::SimpleSigning;
+use crate::formats::intoto::Statement;
+use crate::formats::simple_signing::SimpleSigning;
+use crate::proofs::rekor::TlogEntry;
 
 /// The predicate type cosign v3 uses for image signatures carried in DSSE.
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";

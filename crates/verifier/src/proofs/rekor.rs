@@ -6,8 +6,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest as _, Sha256};
 
-use crate::keys::PublicKey;
-use crate::trust_root::{TlogKey, TrustRoot};
+use crate::proofs::keys::PublicKey;
+use crate::proofs::trust_root::{TlogKey, TrustRoot};
 
 /// An entry of a Rekor log as shipped next to a signature.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,10 +4,12 @@
 
 use tagpin_resolver::{Digest, ImageReference};
 
-use crate::bundle::{self, BUNDLE_V03_MEDIA_TYPE};
-use crate::cosign_v2::{self, DSSE_MEDIA_TYPE, Descriptor, Manifest, SIMPLE_SIGNING_MEDIA_TYPE};
-use crate::evidence::{COSIGN_SIGN_PREDICATE, Claims, Evidence, Found};
-use crate::source::{ArtifactSource, SourceError};
+use crate::discovery::source::{ArtifactSource, SourceError};
+use crate::formats::bundle::{self, BUNDLE_V03_MEDIA_TYPE};
+use crate::formats::cosign_v2::{
+    self, DSSE_MEDIA_TYPE, Descriptor, Manifest, SIMPLE_SIGNING_MEDIA_TYPE,
+};
+use crate::formats::evidence::{COSIGN_SIGN_PREDICATE, Claims, Evidence, Found};
 
 /// Most layers or referrers read per tag or index; a registry cannot make one
 /// admission fetch an unbounded number of blobs.

@@ -4,17 +4,17 @@
 
 use tagpin_resolver::Digest;
 
-use crate::certificate::{self, SigningCertificate};
-use crate::evidence::{COSIGN_SIGN_PREDICATE, Claims, Evidence};
-use crate::keys::PublicKey;
+use crate::formats::evidence::{COSIGN_SIGN_PREDICATE, Claims, Evidence};
+use crate::policy::repository::same_repository;
 use crate::policy::{
     AttestationRequirement, Authority, AuthoritySet, Combination, Matcher, Signer, TlogMode,
 };
-use crate::rekor::{self, Expected};
-use crate::repository::same_repository;
-use crate::sct;
-use crate::timestamp;
-use crate::trust_root::TrustRoot;
+use crate::proofs::certificate::{self, SigningCertificate};
+use crate::proofs::keys::PublicKey;
+use crate::proofs::rekor::{self, Expected};
+use crate::proofs::sct;
+use crate::proofs::timestamp;
+use crate::proofs::trust_root::TrustRoot;
 use sha2::{Digest as _, Sha256};
 
 /// The image being verified.

@@ -9,9 +9,9 @@ use sha2::Digest as _;
 use x509_cert::der::asn1::{AnyRef, ObjectIdentifier};
 use x509_cert::der::{Encode, Tag, Tagged};
 
-use crate::der_walk::{algorithm, context, encode, err, expect, items, oid, one};
+use crate::proofs::der_walk::{algorithm, context, encode, err, expect, items, oid, one};
 
-use crate::trust_root::{CertificateAuthority, TrustRoot};
+use crate::proofs::trust_root::{CertificateAuthority, TrustRoot};
 
 const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
 const TST_INFO: &str = "1.2.840.113549.1.9.16.1.4";

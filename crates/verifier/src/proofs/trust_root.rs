@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use x509_cert::der::Tag;
 
-use crate::der_walk::encode;
-use crate::keys::PublicKey;
+use crate::proofs::der_walk::encode;
+use crate::proofs::keys::PublicKey;
 
 /// A time window in Unix seconds; `None` ends are open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -319,7 +319,7 @@ impl TrustRoot {
             ));
         }
         for der in &chain {
-            crate::certificate::parse(der)
+            crate::proofs::x509::parse(der)
                 .map_err(|e| TrustRootError(format!("CA bundle: {e}")))?;
         }
         // Each certificate is a trust anchor on its own: a private CA file
@@ -362,9 +362,9 @@ mod tests {
     use super::*;
 
     const PUBLIC_GOOD: &[u8] =
-        include_bytes!("../tests/fixtures/conformance/trusted_root.public_good.json");
+        include_bytes!("../../tests/fixtures/conformance/trusted_root.public_good.json");
     const STAGING: &[u8] =
-        include_bytes!("../tests/fixtures/conformance/trusted_root.staging.json");
+        include_bytes!("../../tests/fixtures/conformance/trusted_root.staging.json");
 
     /// The public-good root with one JSON object edited.
     fn edited(

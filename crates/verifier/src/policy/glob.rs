@@ -23,11 +23,6 @@ impl ImageGlob {
         })
     }
 
-    /// The glob as written.
-    pub fn as_str(&self) -> &str {
-        &self.pattern
-    }
-
     /// Number of literal characters: a longer literal part is a more specific glob.
     pub fn specificity(&self) -> usize {
         self.pattern.chars().filter(|c| *c != '*').count()

@@ -36,11 +36,6 @@ impl Condition {
         })
     }
 
-    /// The expression as written.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
     /// Evaluates the condition; anything but `true` is an explanation of why not.
     pub fn holds(&self, predicate: &serde_json::Value) -> Result<(), String> {
         let mut context = cel::Context::default();

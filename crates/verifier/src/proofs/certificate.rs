@@ -1,13 +1,13 @@
 //! Signing certificates: chain validation to trust roots and Fulcio identities.
 
 use rustls_pki_types::{CertificateDer, UnixTime};
-use x509_cert::Certificate;
 use x509_cert::der::asn1::Utf8StringRef;
 use x509_cert::der::{Decode, Encode};
 use x509_cert::ext::pkix::name::GeneralName;
 
-use crate::keys::PublicKey;
-use crate::trust_root::TrustRoot;
+use crate::proofs::keys::PublicKey;
+use crate::proofs::trust_root::TrustRoot;
+use crate::proofs::x509::parse;
 
 /// Fulcio's legacy OIDC-issuer extension (raw string value).
 const FULCIO_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
@@ -41,11 +41,6 @@ pub struct SigningCertificate {
     pub not_before: i64,
     /// notAfter, Unix seconds.
     pub not_after: i64,
-}
-
-/// Parses a DER certificate.
-pub fn parse(der: &[u8]) -> Result<Certificate, String> {
-    Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))
 }
 
 /// Decodes the leaf certificate's key, Fulcio issuer and SANs.

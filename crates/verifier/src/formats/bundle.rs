@@ -5,10 +5,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use crate::cosign_v2::envelope_evidence;
-use crate::dsse::Envelope;
-use crate::evidence::{Claims, Evidence};
-use crate::rekor::{InclusionProof, TlogEntry};
+use crate::formats::cosign_v2::envelope_evidence;
+use crate::formats::dsse::Envelope;
+use crate::formats::evidence::{Claims, Evidence};
+use crate::proofs::rekor::{InclusionProof, TlogEntry};
 
 /// Media type of v0.3 bundles (also the artifact type of cosign v3 referrers).
 pub const BUNDLE_V03_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";

@@ -5,8 +5,8 @@
 use x509_cert::der::asn1::ObjectIdentifier;
 use x509_cert::der::{Encode, Tag, Tagged};
 
-use crate::der_walk::{context, encode, expect, items, oid, one};
-use crate::trust_root::TrustRoot;
+use crate::proofs::der_walk::{context, encode, expect, items, oid, one};
+use crate::proofs::trust_root::TrustRoot;
 
 /// The embedded SCT list extension.
 const SCT_LIST: &str = "1.3.6.1.4.1.11129.2.4.2";
@@ -149,7 +149,7 @@ fn issuer_key_hashes(issuer_name: &[u8], candidates: &[&[u8]]) -> Vec<Vec<u8>> {
     use sha2::Digest as _;
     candidates
         .iter()
-        .filter_map(|der| crate::certificate::parse(der).ok())
+        .filter_map(|der| crate::proofs::x509::parse(der).ok())
         .filter(|c| c.tbs_certificate().subject().to_der().ok().as_deref() == Some(issuer_name))
         .filter_map(|c| c.tbs_certificate().subject_public_key_info().to_der().ok())
         .map(|spki| sha2::Sha256::digest(spki).to_vec())

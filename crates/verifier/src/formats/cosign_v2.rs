@@ -7,11 +7,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use crate::dsse::Envelope;
-use crate::evidence::{Claims, Evidence};
-use crate::intoto::Statement;
-use crate::rekor::TlogEntry;
-use crate::simple_signing::SimpleSigning;
+use crate::formats::dsse::Envelope;
+use crate::formats::evidence::{Claims, Evidence};
+use crate::formats::intoto::Statement;
+use crate::formats::simple_signing::SimpleSigning;
+use crate::proofs::rekor::TlogEntry;
 
 /// Media type of simple-signing payload layers.
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -185,7 +185,7 @@ pub fn envelope_evidence(
     chain: Vec<Vec<u8>>,
     tlog: Vec<TlogEntry>,
 ) -> Vec<Evidence> {
-    let claims = if envelope.payload_type == crate::dsse::IN_TOTO_PAYLOAD_TYPE {
+    let claims = if envelope.payload_type == crate::formats::dsse::IN_TOTO_PAYLOAD_TYPE {
         match Statement::parse(&envelope.payload) {
             Ok(s) => Claims::Statement(s),
             Err(e) => Claims::Unreadable(e),
