@@ -3,7 +3,7 @@
 use json_patch::jsonptr::PointerBuf;
 use serde_json::Value;
 
-use crate::config::PinnedKind;
+use crate::config::{Config, PinnedKind};
 
 /// Which image fields of a pod spec to look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +106,28 @@ pub fn pull_identity(kind: PinnedKind, object: &Value) -> (Vec<String>, String) 
         .unwrap_or("default")
         .to_owned();
     (secrets, service_account)
+}
+
+/// The kind of the object's controller, when `config` pins that kind's template itself:
+/// such objects are left alone, since their owner's template is pinned instead.
+pub fn pinned_controller(
+    config: &Config,
+    kind: PinnedKind,
+    object: &Value,
+) -> Option<&'static str> {
+    if kind == PinnedKind::Pod {
+        return None;
+    }
+    let owners = object.get("metadata")?.get("ownerReferences")?.as_array()?;
+    owners.iter().find_map(|o| {
+        if o.get("controller").and_then(Value::as_bool) != Some(true) {
+            return None;
+        }
+        let api_version = o.get("apiVersion").and_then(Value::as_str)?;
+        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let owner = PinnedKind::from_group_kind(group, o.get("kind").and_then(Value::as_str)?)?;
+        config.pins(owner).then(|| owner.as_str())
+    })
 }
 
 #[cfg(test)]

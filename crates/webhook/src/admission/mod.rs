@@ -1,6 +1,6 @@
 //! AdmissionReview in, AdmissionReview out: pin every image, record it, apply the namespace's mode.
 
-mod fields;
+pub(crate) mod fields;
 mod patch;
 pub mod record;
 mod review;
@@ -521,19 +521,7 @@ impl Admitter {
 
     /// The kind of the object's controller, when tagpin pins that kind's template itself.
     fn pinned_controller(&self, kind: PinnedKind, object: &Value) -> Option<&'static str> {
-        if kind == PinnedKind::Pod {
-            return None;
-        }
-        let owners = object.get("metadata")?.get("ownerReferences")?.as_array()?;
-        owners.iter().find_map(|o| {
-            if o.get("controller").and_then(Value::as_bool) != Some(true) {
-                return None;
-            }
-            let api_version = o.get("apiVersion").and_then(Value::as_str)?;
-            let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-            let owner = PinnedKind::from_group_kind(group, o.get("kind").and_then(Value::as_str)?)?;
-            self.config.pins(owner).then(|| owner.as_str())
-        })
+        fields::pinned_controller(&self.config, kind, object)
     }
 
     /// Resolves each distinct unpinned image once, concurrently, within the deadline.

@@ -1,0 +1,369 @@
+//! The pin engine with a registry that answers from memory: refusals, idempotence, updates,
+//! verification, and the formatting corpus under `tests/fixtures/pin/`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use futures::future::BoxFuture;
+use tagpin_resolver::{Digest, ImageReference, Keychain, Resolution, ResolverStats};
+use tagpin_verifier::{Outcome as VerdictOutcome, Verdict};
+
+use super::lookup::{Lookups, Mode};
+use super::{Input, Outcome, pin};
+use crate::config::Config;
+use crate::resolving::{ImageResolver, ResolveFailure};
+use crate::verification::ImageVerifier;
+
+/// Resolves every tag to the sha256 of its normalized name (or of a moved name), except the
+/// tags in `missing`, and counts lookups.
+#[derive(Default)]
+pub(super) struct FakeRegistry {
+    pub missing: Vec<String>,
+    pub moved: Vec<String>,
+    pub lookups: Mutex<Vec<String>>,
+}
+
+/// The digest the fake registry serves for `image`.
+pub(super) fn digest_of(image: &str) -> Digest {
+    let normalized = ImageReference::parse(image)
+        .map(|r| r.normalized())
+        .unwrap_or_default();
+    Digest::sha256(normalized.as_bytes())
+}
+
+impl ImageResolver for FakeRegistry {
+    fn resolve<'a>(
+        &'a self,
+        image: &'a ImageReference,
+        _keychain: &'a Keychain,
+    ) -> BoxFuture<'a, Result<Resolution, ResolveFailure>> {
+        Box::pin(async move {
+            let normalized = image.normalized();
+            self.lookups
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(normalized.clone());
+            if self.missing.iter().any(|m| *m == image.as_written()) {
+                return Err(ResolveFailure {
+                    kind: "not_found",
+                    message: format!("{}: manifest unknown", image.as_written()),
+                });
+            }
+            let mut digest = digest_of(image.as_written());
+            if self.moved.iter().any(|m| *m == image.as_written()) {
+                digest = Digest::sha256(format!("moved {normalized}").as_bytes());
+            }
+            Ok(Resolution {
+                image: image.clone(),
+                pinned: image.pinned(&digest),
+                digest,
+                media_type: String::new(),
+                resolved_at: SystemTime::now(),
+                cached: false,
+                source: image.registry().to_owned(),
+            })
+        })
+    }
+
+    fn stats(&self) -> Option<ResolverStats> {
+        None
+    }
+}
+
+/// Denies every repository whose name contains `unsigned`.
+struct FakeVerifier;
+
+impl ImageVerifier for FakeVerifier {
+    fn verify<'a>(
+        &'a self,
+        image: &'a ImageReference,
+        digest: &'a Digest,
+        _keychain: &'a Keychain,
+    ) -> BoxFuture<'a, Result<Verdict, String>> {
+        Box::pin(async move {
+            let denied = image.name().contains("unsigned");
+            Ok(Verdict {
+                outcome: if denied {
+                    VerdictOutcome::Failed
+                } else {
+                    VerdictOutcome::Verified
+                },
+                rule: "team".to_owned(),
+                signers: vec!["sha256:key".to_owned()],
+                attestations: Vec::new(),
+                reason: denied.then(|| format!("{}@{digest}: no valid signature", image.name())),
+            })
+        })
+    }
+}
+
+pub(super) fn lookups(registry: Arc<FakeRegistry>, verify: bool) -> Lookups {
+    Lookups {
+        resolver: registry,
+        verifier: verify.then(|| Arc::new(FakeVerifier) as Arc<dyn ImageVerifier>),
+        keychain: Keychain::anonymous(),
+        concurrency: 4,
+    }
+}
+
+pub(super) fn run(texts: &[&str], registry: Arc<FakeRegistry>, mode: Mode) -> Outcome {
+    run_with(texts, registry, mode, false)
+}
+
+fn run_with(texts: &[&str], registry: Arc<FakeRegistry>, mode: Mode, verify: bool) -> Outcome {
+    let inputs: Vec<Input> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Input {
+            name: format!("f{i}.yaml"),
+            text: (*t).to_owned(),
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(pin(
+        &inputs,
+        &Config::default(),
+        &lookups(registry, verify),
+        mode,
+    ))
+}
+
+const POD: &str = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: a\n    image: nginx:1.25 # web\n  - name: b\n    image: 'nginx:1.25'\n  - name: c\n    image: docker.io/library/nginx:1.25\n";
+
+#[test]
+fn pins_each_distinct_image_once_keeping_style() {
+    let registry = Arc::new(FakeRegistry::default());
+    let out = run(&[POD], registry.clone(), Mode::Pin);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let d = digest_of("nginx:1.25");
+    assert_eq!(
+        out.outputs[0],
+        POD.replace("image: nginx:1.25", &format!("image: nginx:1.25@{d}"))
+            .replace("'nginx:1.25'", &format!("'nginx:1.25@{d}'"))
+            .replace("nginx/nginx:1.25", &format!("nginx/nginx:1.25@{d}"))
+            .replace("library/nginx:1.25\n", &format!("library/nginx:1.25@{d}\n"))
+    );
+    assert_eq!(
+        *registry.lookups.lock().unwrap(),
+        ["docker.io/library/nginx:1.25"]
+    );
+    assert_eq!(out.images.len(), 3);
+    assert_eq!(out.images[1].field, "/spec/containers/1/image");
+    assert_eq!(out.images[1].verdict, "not-verified");
+}
+
+#[test]
+fn second_run_changes_nothing_and_looks_nothing_up() {
+    let first = run(&[POD], Arc::new(FakeRegistry::default()), Mode::Pin);
+    let registry = Arc::new(FakeRegistry::default());
+    let second = run(&[&first.outputs[0]], registry.clone(), Mode::Pin);
+    assert_eq!(second.outputs[0], first.outputs[0]);
+    assert!(second.problems.is_empty());
+    assert!(registry.lookups.lock().unwrap().is_empty());
+    let check = run(
+        &[&first.outputs[0]],
+        Arc::new(FakeRegistry::default()),
+        Mode::Check,
+    );
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+}
+
+#[test]
+fn refuses_every_failure_and_changes_nothing() {
+    let registry = Arc::new(FakeRegistry {
+        missing: vec!["gone:1".to_owned()],
+        ..FakeRegistry::default()
+    });
+    let text = "kind: Pod\napiVersion: v1\nspec:\n  containers:\n  - image: gone:1\n  - image: Bad:Ref\n  - image: fine:1\n";
+    let other = "kind: Pod\napiVersion: v1\nspec: {containers: [{image: fine:2}]}\n";
+    let out = run(&[text, other], registry, Mode::Pin);
+    assert_eq!(out.problems.len(), 2, "{:?}", out.problems);
+    assert!(
+        out.problems[0]
+            .starts_with("f0.yaml: document 0: /spec/containers/0/image: gone:1: manifest unknown"),
+        "{:?}",
+        out.problems
+    );
+    assert!(
+        out.problems[1].contains("/spec/containers/1/image"),
+        "{:?}",
+        out.problems
+    );
+    assert_eq!(
+        out.images[0].error.as_deref(),
+        Some("gone:1: manifest unknown")
+    );
+}
+
+#[test]
+fn check_lists_unpinned_images_without_lookups() {
+    let registry = Arc::new(FakeRegistry::default());
+    let out = run(&[POD], registry.clone(), Mode::Check);
+    assert_eq!(out.problems.len(), 3);
+    assert!(
+        out.problems[0].ends_with("/spec/containers/0/image: nginx:1.25 is not pinned to a digest"),
+        "{:?}",
+        out.problems
+    );
+    assert_eq!(out.outputs[0], POD);
+    assert!(registry.lookups.lock().unwrap().is_empty());
+}
+
+#[test]
+fn update_moves_digests_and_reports_them() {
+    let old = Digest::sha256(b"old");
+    let text = format!(
+        "kind: Pod\napiVersion: v1\nspec:\n  containers:\n  - image: \"app:1@{old}\"\n  - image: app@{old}\n"
+    );
+    let registry = Arc::new(FakeRegistry {
+        moved: vec!["app:1".to_owned()],
+        ..FakeRegistry::default()
+    });
+    let out = run(&[&text], registry, Mode::Update);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let new = Digest::sha256(b"moved docker.io/library/app:1");
+    assert!(
+        out.outputs[0].contains(&format!("image: \"app:1@{new}\"\n")),
+        "{}",
+        out.outputs[0]
+    );
+    // A digest without a tag has nothing to follow.
+    assert!(out.outputs[0].contains(&format!("image: app@{old}\n")));
+    let moved = out.images[0].moved().unwrap();
+    assert!(
+        moved.contains(&format!("app:1 moved {old} -> {new}")),
+        "{moved}"
+    );
+    assert!(out.images[1].moved().is_none());
+    let plain = run(&[&text], Arc::new(FakeRegistry::default()), Mode::Pin);
+    assert_eq!(plain.outputs[0], text, "without --update digests stay");
+}
+
+#[test]
+fn verification_failures_refuse_and_verdicts_are_reported() {
+    let text = "kind: Pod\napiVersion: v1\nspec:\n  containers:\n  - image: signed:1\n  - image: unsigned:1\n";
+    let out = run_with(&[text], Arc::new(FakeRegistry::default()), Mode::Pin, true);
+    assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+    assert!(
+        out.problems[0].contains("no valid signature"),
+        "{:?}",
+        out.problems
+    );
+    assert_eq!(out.images[0].verdict, "verified");
+    assert_eq!(out.images[0].rule.as_deref(), Some("team"));
+    assert_eq!(out.images[0].signers, ["sha256:key"]);
+    assert_eq!(out.images[1].verdict, "failed");
+}
+
+#[test]
+fn refuses_image_fields_it_cannot_rewrite_in_place() {
+    let block =
+        "kind: Pod\napiVersion: v1\nspec:\n  containers:\n  - image: >-\n      nginx:1.25\n";
+    let anchored = "kind: Pod\napiVersion: v1\nspec:\n  containers:\n  - image: &img nginx:1.25\n  - image: *img\n";
+    let merged = "kind: Pod\napiVersion: v1\nbase: &base {image: nginx:1.25}\nspec:\n  containers:\n  - <<: *base\n    name: a\n";
+    let out = run(
+        &[block, anchored, merged],
+        Arc::new(FakeRegistry::default()),
+        Mode::Pin,
+    );
+    let problems = out.problems.join("\n");
+    assert!(
+        problems
+            .contains("f0.yaml: document 0: /spec/containers/0/image: the image is a block scalar"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(
+            "f1.yaml: document 0: /spec/containers/0/image: the image carries a YAML anchor"
+        ),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(
+            "f1.yaml: document 0: /spec/containers/1/image: the value comes from a YAML alias"
+        ),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(
+            "f2.yaml: document 0: /spec/containers/0/image: the value comes from a YAML alias"
+        ),
+        "{problems}"
+    );
+    assert_eq!(out.outputs, [block, anchored, merged]);
+}
+
+#[test]
+fn unreadable_input_is_a_problem_naming_the_file() {
+    let out = run(&["a: [1\n"], Arc::new(FakeRegistry::default()), Mode::Pin);
+    assert_eq!(out.problems.len(), 1);
+    assert!(
+        out.problems[0].starts_with("f0.yaml: not valid YAML"),
+        "{:?}",
+        out.problems
+    );
+}
+
+/// The corpus: only image scalars change (removing the digests from the output gives the
+/// input back byte for byte), the output is the reviewed golden file, and a second run
+/// changes nothing. `TAGPIN_BLESS=1` rewrites the golden files.
+#[test]
+fn corpus_changes_only_image_scalars() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pin");
+    let mut seen = 0;
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| super::discover::is_manifest(p))
+        .filter(|p| !p.to_string_lossy().contains(".pinned."))
+        .collect();
+    names.sort();
+    for path in names {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let out = run(&[&text], Arc::new(FakeRegistry::default()), Mode::Pin);
+        assert!(
+            out.problems.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            out.problems
+        );
+        let pinned = &out.outputs[0];
+        let mut stripped = pinned.clone();
+        for image in out.images.iter().filter(|i| i.changed()) {
+            let digest = format!("@{}", image.digest.as_deref().unwrap());
+            stripped = stripped.replace(&digest, "");
+        }
+        assert_eq!(
+            stripped,
+            text,
+            "{}: bytes other than image digests changed",
+            path.display()
+        );
+        assert!(
+            out.images.iter().any(|i| i.changed()),
+            "{}: nothing pinned",
+            path.display()
+        );
+        let again = run(&[pinned], Arc::new(FakeRegistry::default()), Mode::Pin);
+        assert_eq!(
+            &again.outputs[0],
+            pinned,
+            "{}: second run changed it",
+            path.display()
+        );
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let ext = path.extension().unwrap().to_string_lossy().into_owned();
+        let golden = dir.join(format!("{stem}.pinned.{ext}"));
+        if std::env::var_os("TAGPIN_BLESS").is_some() {
+            std::fs::write(&golden, pinned).unwrap();
+        }
+        let expected = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with TAGPIN_BLESS=1)", golden.display()));
+        assert_eq!(pinned, &expected, "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 10, "corpus has {seen} files");
+}
