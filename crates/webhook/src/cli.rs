@@ -94,6 +94,10 @@ pub enum Command {
         /// Also re-resolve tags that already carry a digest and report the digests that moved.
         #[arg(long, conflicts_with = "check")]
         update: bool,
+        /// Also write the `tagpin.dev/images` record the webhook keeps into each object, so
+        /// Git and the cluster carry the same annotation.
+        #[arg(long, conflicts_with = "check")]
+        annotate: bool,
         /// `text` prints the manifests, `json` a report of every image field.
         #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,

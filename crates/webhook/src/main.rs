@@ -71,6 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 check,
                 diff,
                 update,
+                annotate,
                 output,
                 concurrency,
                 paths,
@@ -82,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     check,
                     diff,
                     update,
+                    annotate,
                     output,
                     concurrency,
                 };

@@ -30,6 +30,8 @@ pub struct Request {
     pub diff: bool,
     /// Re-resolve tags that already carry a digest.
     pub update: bool,
+    /// Write the webhook's `tagpin.dev/images` record into each object.
+    pub annotate: bool,
     /// Manifests (text) or a report of each image (json).
     pub output: OutputFormat,
     /// Registry lookups in flight at once.
@@ -52,7 +54,11 @@ pub async fn run(request: &Request) -> anyhow::Result<ExitCode> {
         (false, true) => Mode::Update,
         (false, false) => Mode::Pin,
     };
-    let outcome = pin::pin(&inputs, &config, &lookups, mode).await;
+    let settings = pin::Settings {
+        mode,
+        annotate: request.annotate,
+    };
+    let outcome = pin::pin(&inputs, &config, &lookups, settings).await;
     for notice in &outcome.notices {
         eprintln!("tagpin pin: warning: {notice}");
     }

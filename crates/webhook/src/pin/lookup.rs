@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use futures::StreamExt;
 use tagpin_resolver::{Digest, ImageReference, Keychain};
@@ -40,6 +41,8 @@ pub enum Resolved {
         text: String,
         /// The digest written before, when there was one.
         previous: Option<Digest>,
+        /// When the registry answered; `None` when the digest was kept as written.
+        resolved_at: Option<SystemTime>,
     },
     /// The registry could not tell the digest.
     Failed(ImageReference, String),
@@ -97,13 +100,13 @@ impl Lookups {
                 wanted.entry(lookup.normalized()).or_insert(lookup);
             }
         }
-        let answers: HashMap<String, Result<Digest, String>> =
+        let answers: HashMap<String, Result<(Digest, SystemTime), String>> =
             futures::stream::iter(wanted.into_iter().map(|(key, reference)| async move {
                 let answer = self
                     .resolver
                     .resolve(&reference, &self.keychain)
                     .await
-                    .map(|r| r.digest)
+                    .map(|r| (r.digest, r.resolved_at))
                     .map_err(|f| f.message);
                 (key, answer)
             }))
@@ -169,13 +172,14 @@ fn lookup_reference(reference: &ImageReference, mode: Mode) -> Option<ImageRefer
 fn settle(
     reference: ImageReference,
     mode: Mode,
-    answers: &HashMap<String, Result<Digest, String>>,
+    answers: &HashMap<String, Result<(Digest, SystemTime), String>>,
 ) -> Resolved {
     let Some(lookup) = lookup_reference(&reference, mode) else {
         return match reference.digest().cloned() {
             Some(digest) => Resolved::Pinned {
                 text: reference.as_written().to_owned(),
                 previous: Some(digest.clone()),
+                resolved_at: None,
                 reference,
                 digest,
             },
@@ -183,9 +187,10 @@ fn settle(
         };
     };
     match answers.get(&lookup.normalized()) {
-        Some(Ok(digest)) => Resolved::Pinned {
+        Some(Ok((digest, at))) => Resolved::Pinned {
             text: lookup.pinned(digest),
             previous: reference.digest().cloned(),
+            resolved_at: Some(*at),
             digest: digest.clone(),
             reference: lookup,
         },

@@ -2,6 +2,7 @@
 //! Git is already what the cluster stores. Only image scalars change; every other byte of the
 //! input is kept.
 
+pub mod annotate;
 pub mod diff;
 pub mod discover;
 pub mod lookup;
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 
 use tagpin_verifier::{Outcome as VerdictOutcome, Verdict};
 
-use crate::admission::record::{NOT_VERIFIED, VERIFY_ERROR};
+use crate::admission::record::{self, NOT_VERIFIED, VERIFY_ERROR};
 use crate::config::Config;
 use lookup::{Lookups, Mode, Resolved, verdict_key};
 use plan::Found;
@@ -64,8 +65,23 @@ struct Field<'a> {
     found: Found,
 }
 
+/// What one run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Which images are looked up.
+    pub mode: Mode,
+    /// Also write the webhook's `tagpin.dev/images` record into each object.
+    pub annotate: bool,
+}
+
 /// Finds, resolves, verifies and rewrites every image field of `inputs`.
-pub async fn pin(inputs: &[Input], config: &Config, lookups: &Lookups, mode: Mode) -> Outcome {
+pub async fn pin(
+    inputs: &[Input],
+    config: &Config,
+    lookups: &Lookups,
+    settings: Settings,
+) -> Outcome {
+    let mode = settings.mode;
     let mut outcome = Outcome::default();
     let parsed: Vec<Vec<Document>> = inputs
         .iter()
@@ -94,6 +110,7 @@ pub async fn pin(inputs: &[Input], config: &Config, lookups: &Lookups, mode: Mod
         .verify_all(resolved.values().filter_map(Resolved::pinned))
         .await;
     let mut edits: Vec<Vec<Edit>> = vec![Vec::new(); inputs.len()];
+    let mut judged = Vec::with_capacity(fields.len());
     for field in &fields {
         let Some(result) = resolved.get(&field.found.written) else {
             continue;
@@ -110,6 +127,10 @@ pub async fn pin(inputs: &[Input], config: &Config, lookups: &Lookups, mode: Mod
         );
         edits[field.input].extend(edit);
         outcome.images.push(report);
+        judged.push((field, result, verdict));
+    }
+    if settings.annotate {
+        annotate_objects(inputs, &judged, &mut edits, &mut outcome);
     }
     outcome.outputs = inputs
         .iter()
@@ -117,6 +138,56 @@ pub async fn pin(inputs: &[Input], config: &Config, lookups: &Lookups, mode: Mod
         .map(|(input, edits)| splice::apply(&input.text, edits))
         .collect();
     outcome
+}
+
+/// One judged field: the field, its resolution and its verdict.
+type Judged<'a> = (
+    &'a Field<'a>,
+    &'a Resolved,
+    Option<&'a Result<Verdict, String>>,
+);
+
+/// Adds to `edits` the `tagpin.dev/images` annotation of every object with image fields.
+fn annotate_objects(
+    inputs: &[Input],
+    judged: &[Judged<'_>],
+    edits: &mut [Vec<Edit>],
+    outcome: &mut Outcome,
+) {
+    let same_object = |a: &Judged<'_>, b: &Judged<'_>| {
+        a.0.input == b.0.input
+            && a.0.doc.index == b.0.doc.index
+            && a.0.found.object == b.0.found.object
+    };
+    for group in judged.chunk_by(same_object) {
+        let (first, ..) = group[0];
+        let input = &inputs[first.input];
+        let fields: Vec<annotate::FieldOutcome<'_>> = group
+            .iter()
+            .map(|(f, resolved, verdict)| annotate::FieldOutcome {
+                path: &f.found.path,
+                written: &f.found.written,
+                resolved,
+                verdict: *verdict,
+            })
+            .collect();
+        let existing = annotate::existing(first.doc, &first.found.object);
+        let value = record::to_json(&annotate::records(&fields, &existing));
+        let json = input.name.ends_with(".json") || input.text.trim_start().starts_with('{');
+        match annotate::edit(&input.text, first.doc, &first.found.object, &value, json) {
+            Ok(edit) => edits[first.input].extend(edit),
+            Err(e) => outcome.problems.push(format!(
+                "{}: document {}: {}: {e}",
+                input.name,
+                first.doc.index,
+                if first.found.object.is_empty() {
+                    "/"
+                } else {
+                    &first.found.object
+                }
+            )),
+        }
+    }
 }
 
 /// The report and the edit of one field, recording its problems in `outcome`.

@@ -15,6 +15,10 @@ pub struct Found {
     pub document: usize,
     /// JSON pointer to the field from the document's root.
     pub pointer: String,
+    /// JSON pointer to the object holding the field (not empty for `List` items).
+    pub object: String,
+    /// JSON pointer to the field from its object, as the webhook records it.
+    pub path: String,
     /// The kind of the object holding the field.
     pub kind: &'static str,
     /// The image as written (empty when the field is not a string).
@@ -51,10 +55,13 @@ fn visit(config: &Config, document: usize, object: &Value, at: &str, found: &mut
         return;
     }
     for field in image_fields(kind, object, FieldSet::All) {
-        let pointer = format!("{at}{}", field.pointer);
+        let path = field.pointer.to_string();
+        let pointer = format!("{at}{path}");
         found.push(Found {
             document,
             pointer,
+            object: at.to_owned(),
+            path,
             kind: kind.as_str(),
             written: field.written,
         });

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use granit_parser::{Event, Parser, ScalarStyle, Span};
+use granit_parser::{Event, Parser, ScalarStyle, Span, StructureStyle};
 use serde_json::{Map, Value};
 
 /// How a scalar is written in the source.
@@ -31,6 +31,19 @@ pub struct Site {
     pub anchored: bool,
 }
 
+/// Where one mapping sits in the source, to insert entries into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapSite {
+    /// Written `{...}` rather than as indented lines.
+    pub flow: bool,
+    /// Byte offset just after the opening `{` (flow mappings).
+    pub open: usize,
+    /// Column of its keys (block mappings), when it has any.
+    pub key_col: Option<usize>,
+    /// Byte offset of the end of its last entry's content, when it has any.
+    pub last_end: Option<usize>,
+}
+
 /// One document of the stream.
 #[derive(Debug, Clone)]
 pub struct Document {
@@ -42,6 +55,8 @@ pub struct Document {
     sites: HashMap<String, Site>,
     /// Pointers whose values were copied from an anchor (aliases and merge keys).
     copied: Vec<String>,
+    /// Source site of every mapping, by JSON pointer.
+    maps: HashMap<String, MapSite>,
 }
 
 /// Why a scalar cannot be rewritten in place.
@@ -72,6 +87,11 @@ pub enum SourceError {
 }
 
 impl Document {
+    /// The source site of the mapping at `pointer`.
+    pub fn map_site(&self, pointer: &str) -> Option<&MapSite> {
+        self.maps.get(pointer)
+    }
+
     /// The source site of the scalar at `pointer`.
     pub fn site(&self, pointer: &str) -> Result<&Site, SiteError> {
         if let Some(site) = self.sites.get(pointer) {
@@ -112,6 +132,8 @@ enum Frame {
         pointer: String,
         anchor: usize,
         items: Vec<Value>,
+        flow: bool,
+        last_end: Option<usize>,
     },
     Mapping {
         pointer: String,
@@ -120,7 +142,17 @@ enum Frame {
         key: Option<String>,
         merges: Vec<Value>,
         line: usize,
+        site: MapSite,
     },
+}
+
+impl Frame {
+    fn last_end(&mut self) -> &mut Option<usize> {
+        match self {
+            Frame::Sequence { last_end, .. } => last_end,
+            Frame::Mapping { site, .. } => &mut site.last_end,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -130,12 +162,16 @@ struct Builder {
     anchors: HashMap<usize, Value>,
     sites: HashMap<String, Site>,
     copied: Vec<String>,
+    maps: HashMap<String, MapSite>,
     root: Option<Value>,
 }
 
 impl Builder {
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), SourceError> {
         let line = span.start.line();
+        if let (Event::Scalar(..) | Event::Alias(_), Some(end)) = (&event, span.end.byte_offset()) {
+            self.extend(end);
+        }
         match event {
             Event::DocumentStart(..) => {
                 self.anchors.clear();
@@ -144,7 +180,7 @@ impl Builder {
             Event::DocumentEnd => self.end_document(),
             Event::Scalar(text, style, anchor, tag) => {
                 if self.is_key_position() {
-                    return self.key(text.into_owned());
+                    return self.key(text.into_owned(), span.start.col());
                 }
                 let pointer = self.child_pointer();
                 let value = typed(&text, style, tag.is_some());
@@ -174,16 +210,24 @@ impl Builder {
                 self.copied.push(pointer);
                 self.finish(value, 0, line)?;
             }
-            Event::SequenceStart(_, anchor, _) => {
+            Event::SequenceStart(style, anchor, _) => {
                 let pointer = self.open(line)?;
                 self.stack.push(Frame::Sequence {
                     pointer,
                     anchor,
                     items: Vec::new(),
+                    flow: style == StructureStyle::Flow,
+                    last_end: None,
                 });
             }
-            Event::MappingStart(_, anchor, _) => {
+            Event::MappingStart(style, anchor, _) => {
                 let pointer = self.open(line)?;
+                let site = MapSite {
+                    flow: style == StructureStyle::Flow,
+                    open: span.end.byte_offset().unwrap_or_default(),
+                    key_col: None,
+                    last_end: None,
+                };
                 self.stack.push(Frame::Mapping {
                     pointer,
                     anchor,
@@ -191,9 +235,10 @@ impl Builder {
                     key: None,
                     merges: Vec::new(),
                     line,
+                    site,
                 });
             }
-            Event::SequenceEnd | Event::MappingEnd => self.close()?,
+            Event::SequenceEnd | Event::MappingEnd => self.close(span.end.byte_offset())?,
             _ => {}
         }
         Ok(())
@@ -206,6 +251,7 @@ impl Builder {
             value: self.root.take().unwrap_or(Value::Null),
             sites: std::mem::take(&mut self.sites),
             copied: std::mem::take(&mut self.copied),
+            maps: std::mem::take(&mut self.maps),
         });
         self.stack.clear();
     }
@@ -215,11 +261,20 @@ impl Builder {
         matches!(self.stack.last(), Some(Frame::Mapping { key: None, .. }))
     }
 
-    fn key(&mut self, text: String) -> Result<(), SourceError> {
-        if let Some(Frame::Mapping { key, .. }) = self.stack.last_mut() {
+    fn key(&mut self, text: String, col: usize) -> Result<(), SourceError> {
+        if let Some(Frame::Mapping { key, site, .. }) = self.stack.last_mut() {
             *key = Some(text);
+            site.key_col.get_or_insert(col);
         }
         Ok(())
+    }
+
+    /// Notes that the innermost collection's content reaches `end`.
+    fn extend(&mut self, end: usize) {
+        if let Some(frame) = self.stack.last_mut() {
+            let last = frame.last_end();
+            *last = Some(last.map_or(end, |l| l.max(end)));
+        }
     }
 
     /// The pointer of the collection about to open; keys must be scalars.
@@ -244,24 +299,40 @@ impl Builder {
         }
     }
 
-    fn close(&mut self) -> Result<(), SourceError> {
+    /// Closes the innermost collection; `end` is the byte offset after its end token.
+    fn close(&mut self, end: Option<usize>) -> Result<(), SourceError> {
         let Some(frame) = self.stack.pop() else {
             return Ok(());
         };
-        let (value, anchor, line) = match frame {
-            Frame::Sequence { anchor, items, .. } => (Value::Array(items), anchor, 0),
+        let (value, anchor, line, reach) = match frame {
+            Frame::Sequence {
+                anchor,
+                items,
+                flow,
+                last_end,
+                ..
+            } => {
+                let reach = if flow { end } else { last_end };
+                (Value::Array(items), anchor, 0, reach)
+            }
             Frame::Mapping {
                 pointer,
                 anchor,
                 mut entries,
                 merges,
                 line,
+                site,
                 ..
             } => {
                 self.merge(&pointer, &mut entries, merges);
-                (Value::Object(entries), anchor, line)
+                let reach = if site.flow { end } else { site.last_end };
+                self.maps.insert(pointer, site);
+                (Value::Object(entries), anchor, line, reach)
             }
         };
+        if let Some(reach) = reach {
+            self.extend(reach);
+        }
         self.finish(value, anchor, line)
     }
 
@@ -411,6 +482,22 @@ mod tests {
             parse_stream("a: [1\n"),
             Err(SourceError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn records_where_mappings_end() {
+        let text = "metadata:\n  name: a # c\n  labels:\n    x: y\nspec: {a: [1, 2] }\n";
+        let docs = parse_stream(text).unwrap();
+        let meta = docs[0].map_site("/metadata").unwrap();
+        assert!(!meta.flow);
+        assert_eq!(meta.key_col, Some(2));
+        assert_eq!(
+            &text[..meta.last_end.unwrap()],
+            "metadata:\n  name: a # c\n  labels:\n    x: y"
+        );
+        let spec = docs[0].map_site("/spec").unwrap();
+        assert!(spec.flow);
+        assert_eq!(&text[spec.open..spec.last_end.unwrap()], "a: [1, 2]");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tagpin_resolver::{Digest, ImageReference, Keychain, Resolution, ResolverStat
 use tagpin_verifier::{Outcome as VerdictOutcome, Verdict};
 
 use super::lookup::{Lookups, Mode};
-use super::{Input, Outcome, pin};
+use super::{Input, Outcome, Settings, pin};
 use crate::config::Config;
 use crate::resolving::{ImageResolver, ResolveFailure};
 use crate::verification::ImageVerifier;
@@ -123,11 +123,15 @@ fn run_with(texts: &[&str], registry: Arc<FakeRegistry>, mode: Mode, verify: boo
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
+    let settings = Settings {
+        mode,
+        annotate: false,
+    };
     runtime.block_on(pin(
         &inputs,
         &Config::default(),
         &lookups(registry, verify),
-        mode,
+        settings,
     ))
 }
 
@@ -366,4 +370,155 @@ fn corpus_changes_only_image_scalars() {
         seen += 1;
     }
     assert!(seen >= 10, "corpus has {seen} files");
+}
+
+fn run_annotated(text: &str, verify: bool) -> Outcome {
+    let inputs = [Input {
+        name: "app.yaml".to_owned(),
+        text: text.to_owned(),
+    }];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let settings = Settings {
+        mode: Mode::Pin,
+        annotate: true,
+    };
+    let lookups = lookups(Arc::new(FakeRegistry::default()), verify);
+    runtime.block_on(pin(&inputs, &Config::default(), &lookups, settings))
+}
+
+/// The webhook's answer to creating `object` (a `kind` of `group`) with the same registry.
+fn admit(group: &str, kind: &str, object: serde_json::Value, verify: bool) -> serde_json::Value {
+    let mut admitter = crate::admission::Admitter::new(
+        Arc::new(Config::default()),
+        Arc::new(FakeRegistry::default()),
+        Arc::new(crate::credentials::Offline::default()),
+    );
+    if verify {
+        admitter = admitter.with_verifier(Arc::new(FakeVerifier));
+    }
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u",
+            "kind": {"group": group, "version": "v1", "kind": kind},
+            "resource": {"group": group, "version": "v1", "resource": "things"},
+            "name": "web",
+            "namespace": "apps",
+            "operation": "CREATE",
+            "userInfo": {"username": "alice"},
+            "object": object,
+            "dryRun": false
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let body = serde_json::to_vec(&review).unwrap();
+    let (answer, _) = runtime.block_on(admitter.review(&body)).unwrap();
+    serde_json::to_value(answer).unwrap()
+}
+
+const APP: &str = "\
+# web tier
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}   # selector
+spec:
+  template:
+    spec:
+      containers:
+      - name: web
+        image: ghcr.io/team/web:1.4
+      - name: proxy
+        image: 'envoy:1.30'
+      volumes:
+      - name: data
+        image: {reference: \"ghcr.io/team/data:3\"}
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: batch/v1
+  kind: Job
+  metadata:
+    name: once
+  spec: {template: {spec: {containers: [{name: once, image: busybox:1.36}]}}}
+";
+
+#[test]
+fn what_pin_writes_the_webhook_admits_unchanged() {
+    for (annotate, verify) in [(false, false), (true, false), (true, true)] {
+        let out = if annotate {
+            run_annotated(APP, verify)
+        } else {
+            run_with(&[APP], Arc::new(FakeRegistry::default()), Mode::Pin, verify)
+        };
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        let docs = super::source::parse_stream(&out.outputs[0]).unwrap();
+        let objects = [
+            ("apps", "Deployment", docs[0].value.clone()),
+            ("batch", "Job", docs[1].value["items"][0].clone()),
+        ];
+        for (group, kind, object) in objects {
+            let answer = admit(group, kind, object.clone(), verify);
+            let response = &answer["response"];
+            assert_eq!(response["allowed"], true, "{answer}");
+            assert!(
+                response.get("patch").is_none(),
+                "annotate={annotate} verify={verify}: the webhook changed {kind}: {answer}\n{}",
+                out.outputs[0]
+            );
+            let recorded = &object["metadata"]["annotations"]["tagpin.dev/images"];
+            assert_eq!(recorded.is_string(), annotate, "{object}");
+        }
+    }
+}
+
+#[test]
+fn annotate_writes_the_record_once() {
+    let out = run_annotated(APP, true);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let pinned = &out.outputs[0];
+    let docs = super::source::parse_stream(pinned).unwrap();
+    let records = crate::admission::record::from_json(
+        docs[0].value["metadata"]["annotations"]["tagpin.dev/images"]
+            .as_str()
+            .unwrap(),
+    );
+    let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/spec/template/spec/containers/0/image",
+            "/spec/template/spec/containers/1/image",
+            "/spec/template/spec/volumes/0/image/reference"
+        ]
+    );
+    assert_eq!(records[0].original, "ghcr.io/team/web:1.4");
+    assert_eq!(records[0].verdict, "verified");
+    assert!(records[0].resolved_at.is_some());
+    // The Job inside the List carries its own record, with paths from the Job.
+    let job = &docs[1].value["items"][0];
+    let job_records = crate::admission::record::from_json(
+        job["metadata"]["annotations"]["tagpin.dev/images"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(
+        job_records[0].path,
+        "/spec/template/spec/containers/0/image"
+    );
+    // Nothing else moved: the inserted lines and the digests are the whole difference.
+    assert!(pinned.starts_with("# web tier\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels: {app: web}   # selector\n  annotations:\n    tagpin.dev/images: '[{"), "{pinned}");
+    let again = run_annotated(pinned, true);
+    assert_eq!(
+        &again.outputs[0], pinned,
+        "a second --annotate run changes nothing"
+    );
 }
