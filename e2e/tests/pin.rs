@@ -53,15 +53,7 @@ async fn pinned_manifests_are_admitted_without_drift() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("app.yaml");
     std::fs::write(&file, manifests(&ns.name, &web.reference)).unwrap();
-    // The webhook's own config file: same registries, credentials and policy.
-    let out = std::process::Command::new(tagpin_bin())
-        .arg("pin")
-        .arg("--config")
-        .arg(tagpin.dir().join("tagpin.yaml"))
-        .arg("--write")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = pin_command(&tagpin, &["--write"], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let pinned = format!("{}@{}", web.reference, web.digest);
     assert_eq!(
@@ -72,52 +64,32 @@ async fn pinned_manifests_are_admitted_without_drift() {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     // Client-side and server-side apply each on objects of their own, as a GitOps tool
     // uses one or the other.
-    for (name, apply, diff) in [
-        ("web", &["apply"][..], &["diff"][..]),
-        (
-            "web-ssa",
-            &["apply", "--server-side"][..],
-            &["diff", "--server-side"][..],
-        ),
-    ] {
-        let file = dir.path().join(format!("{name}.yaml"));
-        let renamed = std::fs::read_to_string(dir.path().join("app.yaml"))
-            .unwrap()
-            .replace("name: web\n", &format!("name: {name}\n"))
-            .replace("name: nightly\n", &format!("name: {name}-nightly\n"));
-        std::fs::write(&file, renamed).unwrap();
-        let out = kubectl_on(apply, &file);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let stored = deployments.get(name).await.unwrap();
-        let spec = stored
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap();
-        assert_eq!(spec.containers[0].image.as_deref(), Some(pinned.as_str()));
-        let annotations = stored.metadata.annotations.clone().unwrap_or_default();
-        assert!(
-            !annotations.contains_key(IMAGES_ANNOTATION),
-            "nothing to record for images pinned in the manifest: {annotations:?}"
-        );
-        let out = kubectl_on(diff, &file);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "kubectl {diff:?} shows drift: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        let out = kubectl_on(apply, &file);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let again = deployments.get(name).await.unwrap();
-        assert_eq!(
-            again.metadata.generation, stored.metadata.generation,
-            "{apply:?} again changed the stored object"
-        );
+    for (name, server_side) in [("web", false), ("web-ssa", true)] {
+        apply_without_drift(&deployments, dir.path(), name, server_side, &pinned, None).await;
+    }
+
+    // With --annotate the manifests carry the record the webhook keeps, and the cluster
+    // stores exactly that record.
+    let out = pin_command(&tagpin, &["--annotate", "--write"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let annotated = std::fs::read_to_string(&file).unwrap();
+    let record = annotated
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tagpin.dev/images: '"))
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("no record written: {annotated}"))
+        .to_owned();
+    assert!(record.contains(&web.digest), "{record}");
+    for (name, server_side) in [("web-annotated", false), ("web-annotated-ssa", true)] {
+        apply_without_drift(
+            &deployments,
+            dir.path(),
+            name,
+            server_side,
+            &pinned,
+            Some(&record),
+        )
+        .await;
     }
 
     // The same manifests unpinned: the webhook pins them at admission, so what the cluster
@@ -144,5 +116,75 @@ async fn pinned_manifests_are_admitted_without_drift() {
         !std::fs::read_to_string(&unpinned)
             .unwrap()
             .contains(&web.digest)
+    );
+}
+
+/// `tagpin pin ARGS DIR` with the webhook's own config file: same registries, credentials
+/// and policy.
+fn pin_command(tagpin: &Tagpin, args: &[&str], dir: &Path) -> Output {
+    std::process::Command::new(tagpin_bin())
+        .arg("pin")
+        .arg("--config")
+        .arg(tagpin.dir().join("tagpin.yaml"))
+        .args(args)
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+/// Applies `dir/app.yaml` renamed to `name` (server-side or client-side), and checks that
+/// the webhook stored it unchanged: the pinned image, the annotation `record` or none,
+/// no `kubectl diff`, and the same generation after applying it again.
+async fn apply_without_drift(
+    deployments: &Api<Deployment>,
+    dir: &Path,
+    name: &str,
+    server_side: bool,
+    pinned: &str,
+    record: Option<&str>,
+) {
+    let (apply, diff): (&[&str], &[&str]) = if server_side {
+        (&["apply", "--server-side"], &["diff", "--server-side"])
+    } else {
+        (&["apply"], &["diff"])
+    };
+    let file = dir.join(format!("{name}.yaml"));
+    let renamed = std::fs::read_to_string(dir.join("app.yaml"))
+        .unwrap()
+        .replace("name: web\n", &format!("name: {name}\n"))
+        .replace("name: nightly\n", &format!("name: {name}-nightly\n"));
+    std::fs::write(&file, renamed).unwrap();
+    let out = kubectl_on(apply, &file);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stored = deployments.get(name).await.unwrap();
+    let spec = stored
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    assert_eq!(spec.containers[0].image.as_deref(), Some(pinned));
+    let annotations = stored.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations.get(IMAGES_ANNOTATION).map(String::as_str),
+        record,
+        "{name}: the stored record differs from the manifest's"
+    );
+    let out = kubectl_on(diff, &file);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "kubectl {diff:?} shows drift: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = kubectl_on(apply, &file);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let again = deployments.get(name).await.unwrap();
+    assert_eq!(
+        again.metadata.generation, stored.metadata.generation,
+        "{apply:?} again changed the stored object"
     );
 }
