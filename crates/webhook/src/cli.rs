@@ -98,6 +98,10 @@ pub enum Command {
         /// Git and the cluster carry the same annotation.
         #[arg(long, conflicts_with = "check")]
         annotate: bool,
+        /// Run as a KRM function: read a ResourceList on stdin, write it back pinned with a
+        /// `results` entry per image (kustomize and kpt function specification).
+        #[arg(long, conflicts_with_all = ["write", "check", "diff", "paths"])]
+        krm: bool,
         /// `text` prints the manifests, `json` a report of every image field.
         #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,

@@ -72,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 diff,
                 update,
                 annotate,
+                krm,
                 output,
                 concurrency,
                 paths,
@@ -84,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     diff,
                     update,
                     annotate,
+                    krm,
                     output,
                     concurrency,
                 };

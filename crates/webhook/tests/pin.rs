@@ -279,3 +279,66 @@ async fn reads_stdin_and_refuses_to_write_it() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("stdin"), "{}", text(&out.stderr));
 }
+
+/// A ResourceList as kustomize and kpt hand it to a function.
+fn resource_list(image: &str) -> String {
+    format!(
+        "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: web\n    namespace: shop\n    annotations:\n      config.kubernetes.io/index: '0'\n      internal.config.kubernetes.io/path: 'app.yaml'\n  spec:\n    template:\n      spec:\n        containers:\n        - image: {image}\n          name: web\nfunctionConfig:\n  apiVersion: tagpin.dev/v1\n  kind: Pin\n  metadata:\n    name: pin\n"
+    )
+}
+
+fn krm(ws: &Workspace, input: &str) -> Output {
+    let mut child = tagpin()
+        .args(["pin", "--krm", "--config"])
+        .arg(&ws.config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn krm_function_pins_a_resource_list_with_results() {
+    let reg = TestRegistry::tls();
+    let repo = format!("pin/krm-{}", unique_suffix());
+    let web = reg.push_image(&repo, "1.0", "krm").await.unwrap();
+    let ws = Workspace::new(&reg);
+
+    let out = krm(&ws, &resource_list(&web.reference));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pinned = format!("{}@{}", web.reference, web.digest);
+    let expected = format!(
+        "{}results:\n- message: pinned {} to {pinned}\n  severity: info\n  resourceRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: web\n    namespace: shop\n  field:\n    path: spec.template.spec.containers[0].image\n",
+        resource_list(&pinned),
+        web.reference
+    );
+    assert_eq!(text(&out.stdout), expected);
+
+    let missing = format!("{}/{repo}:does-not-exist", reg.host);
+    let out = krm(&ws, &resource_list(&missing));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(&resource_list(&missing)),
+        "items unchanged: {stdout}"
+    );
+    assert!(stdout.contains("severity: error"), "{stdout}");
+    assert!(stdout.contains("does-not-exist"), "{stdout}");
+    assert!(text(&out.stderr).contains("does-not-exist"));
+
+    let out = krm(&ws, "apiVersion: v1\nkind: List\nitems: []\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("ResourceList"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -11,7 +11,7 @@ use tagpin_resolver::Resolver;
 use crate::cli::OutputFormat;
 use crate::config::Config;
 use crate::pin::lookup::{Lookups, Mode};
-use crate::pin::{self, Input, Outcome, diff, discover, write};
+use crate::pin::{self, Input, Outcome, diff, discover, krm, write};
 use crate::resolving::ImageResolver;
 use crate::verification::{ImageVerifier, RegistryVerifier};
 
@@ -32,6 +32,8 @@ pub struct Request {
     pub update: bool,
     /// Write the webhook's `tagpin.dev/images` record into each object.
     pub annotate: bool,
+    /// Read and write a KRM `ResourceList` on stdin and stdout.
+    pub krm: bool,
     /// Manifests (text) or a report of each image (json).
     pub output: OutputFormat,
     /// Registry lookups in flight at once.
@@ -40,6 +42,9 @@ pub struct Request {
 
 /// Runs `tagpin pin`; exit code 1 when any image is refused (or, with `--check`, unpinned).
 pub async fn run(request: &Request) -> anyhow::Result<ExitCode> {
+    if request.krm {
+        return run_krm(request).await;
+    }
     let stdin = request.paths.is_empty() || request.paths.iter().any(|p| p == Path::new("-"));
     if request.write && stdin {
         anyhow::bail!(
@@ -99,6 +104,47 @@ pub async fn run(request: &Request) -> anyhow::Result<ExitCode> {
         print_outputs(&mut stdout, &inputs, &outcome)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--krm`: the ResourceList on stdin, pinned, with results, on stdout; exit code 1 and
+/// the list unchanged (but for its results) when any image is refused.
+async fn run_krm(request: &Request) -> anyhow::Result<ExitCode> {
+    let config = Config::load(request.config.as_deref())?;
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("cannot read the ResourceList from stdin")?;
+    let list = krm::parse(&text)?;
+    let lookups = lookups(&config, request.concurrency)?;
+    let settings = pin::Settings {
+        mode: if request.update {
+            Mode::Update
+        } else {
+            Mode::Pin
+        },
+        annotate: request.annotate,
+    };
+    let inputs = [Input {
+        name: "-".to_owned(),
+        text,
+    }];
+    let outcome = pin::pin(&inputs, &config, &lookups, settings).await;
+    let refused = !outcome.problems.is_empty();
+    let base = if refused {
+        &inputs[0].text
+    } else {
+        &outcome.outputs[0]
+    };
+    let out = krm::with_results(base, &krm::results(&list.value, &outcome))?;
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    for problem in &outcome.problems {
+        eprintln!("tagpin pin: {problem}");
+    }
+    Ok(if refused {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The registry access of the run: the same resolver, credentials and policy as

@@ -5,6 +5,7 @@
 pub mod annotate;
 pub mod diff;
 pub mod discover;
+pub mod krm;
 pub mod lookup;
 pub mod plan;
 pub mod report;

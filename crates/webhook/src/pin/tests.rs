@@ -522,3 +522,41 @@ fn annotate_writes_the_record_once() {
         "a second --annotate run changes nothing"
     );
 }
+
+#[test]
+fn a_resource_list_is_pinned_with_results() {
+    let list = "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a, namespace: ns}\n  spec:\n    containers:\n    - {name: a, image: nginx:1.25}\n    - {name: b, image: gone:1}\nfunctionConfig: {kind: Pin}\n";
+    let registry = Arc::new(FakeRegistry {
+        missing: vec!["gone:1".to_owned()],
+        ..FakeRegistry::default()
+    });
+    let out = run(&[list], registry, Mode::Pin);
+    let doc = super::krm::parse(list).unwrap();
+    let results = super::krm::results(&doc.value, &out);
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[0].severity, "info");
+    assert!(
+        results[0]
+            .message
+            .starts_with("pinned nginx:1.25 to nginx:1.25@sha256:"),
+        "{results:?}"
+    );
+    let reference = results[0].resource_ref.as_ref().unwrap();
+    assert_eq!(
+        (
+            reference.kind.as_str(),
+            reference.name.as_str(),
+            reference.namespace.as_str()
+        ),
+        ("Pod", "a", "ns")
+    );
+    assert_eq!(results[1].severity, "error");
+    assert_eq!(
+        results[1].field.as_ref().unwrap().path,
+        "spec.containers[1].image"
+    );
+    assert!(
+        results[1].message.contains("manifest unknown"),
+        "{results:?}"
+    );
+}
