@@ -560,3 +560,90 @@ fn a_resource_list_is_pinned_with_results() {
         "{results:?}"
     );
 }
+
+/// A registry that takes `delay` per lookup and records the most lookups in flight at once.
+struct SlowRegistry {
+    inner: FakeRegistry,
+    delay: std::time::Duration,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl ImageResolver for SlowRegistry {
+    fn resolve<'a>(
+        &'a self,
+        image: &'a ImageReference,
+        keychain: &'a Keychain,
+    ) -> BoxFuture<'a, Result<Resolution, ResolveFailure>> {
+        use std::sync::atomic::Ordering;
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.inner.resolve(image, keychain).await
+        })
+    }
+
+    fn stats(&self) -> Option<ResolverStats> {
+        None
+    }
+}
+
+#[test]
+fn lookups_run_concurrently_up_to_the_bound_once_per_tag() {
+    use std::sync::atomic::Ordering;
+    let tags = 64;
+    let text: String = (0..tags * 3)
+        .map(|i| {
+            format!(
+                "---\napiVersion: v1\nkind: Pod\nspec: {{containers: [{{name: a, image: app:{}}}]}}\n",
+                i % tags
+            )
+        })
+        .collect();
+    let registry = Arc::new(SlowRegistry {
+        inner: FakeRegistry::default(),
+        delay: std::time::Duration::from_millis(25),
+        in_flight: Default::default(),
+        most: Default::default(),
+    });
+    let lookups = Lookups {
+        resolver: registry.clone(),
+        verifier: None,
+        keychain: Keychain::anonymous(),
+        concurrency: 8,
+    };
+    let inputs = [Input {
+        name: "many.yaml".to_owned(),
+        text,
+    }];
+    let settings = Settings {
+        mode: Mode::Pin,
+        annotate: false,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = runtime.block_on(pin(&inputs, &Config::default(), &lookups, settings));
+    let took = started.elapsed();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(out.images.len(), tags * 3);
+    assert_eq!(
+        registry.inner.lookups.lock().unwrap().len(),
+        tags,
+        "one lookup per tag"
+    );
+    assert_eq!(
+        registry.most.load(Ordering::SeqCst),
+        8,
+        "bounded at --concurrency"
+    );
+    // One at a time would take 64 x 25 ms = 1.6 s; 8 at a time about 0.2 s.
+    assert!(
+        took < std::time::Duration::from_millis(800),
+        "took {took:?}"
+    );
+}
