@@ -34,7 +34,11 @@ pub fn image_fields(kind: PinnedKind, object: &Value, set: FieldSet) -> Vec<Imag
     let Some(spec) = path.iter().try_fold(object, |v, key| v.get(*key)) else {
         return Vec::new();
     };
-    let base = PointerBuf::from_tokens(path.iter().copied());
+    pod_spec_image_fields(spec, &PointerBuf::from_tokens(path.iter().copied()), set)
+}
+
+/// Every image field of the pod spec `spec`, which sits at `base` in its object.
+pub fn pod_spec_image_fields(spec: &Value, base: &PointerBuf, set: FieldSet) -> Vec<ImageField> {
     let mut fields = Vec::new();
     for list in CONTAINER_LISTS {
         if set == FieldSet::EphemeralOnly && list != "ephemeralContainers" {

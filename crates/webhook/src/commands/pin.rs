@@ -51,7 +51,7 @@ pub async fn run(request: &Request) -> anyhow::Result<ExitCode> {
             "--write needs files to rewrite; manifests read from stdin can only be printed"
         );
     }
-    let config = Config::load(request.config.as_deref())?;
+    let config = load_config(request.config.as_deref())?;
     let (inputs, files) = read_inputs(&request.paths)?;
     let lookups = lookups(&config, request.concurrency)?;
     let mode = match (request.check, request.update) {
@@ -109,7 +109,7 @@ pub async fn run(request: &Request) -> anyhow::Result<ExitCode> {
 /// `--krm`: the ResourceList on stdin, pinned, with results, on stdout; exit code 1 and
 /// the list unchanged (but for its results) when any image is refused.
 async fn run_krm(request: &Request) -> anyhow::Result<ExitCode> {
-    let config = Config::load(request.config.as_deref())?;
+    let config = load_config(request.config.as_deref())?;
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)
@@ -145,6 +145,16 @@ async fn run_krm(request: &Request) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The config file, with its `pin:` section checked.
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    let config = Config::load(path)?;
+    config.pin.check().map_err(|e| {
+        let file = path.map(|p| p.display().to_string()).unwrap_or_default();
+        anyhow::anyhow!("{file}: {e}")
+    })?;
+    Ok(config)
 }
 
 /// The registry access of the run: the same resolver, credentials and policy as

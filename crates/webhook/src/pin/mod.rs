@@ -3,6 +3,7 @@
 //! input is kept.
 
 pub mod annotate;
+pub mod custom;
 pub mod diff;
 pub mod discover;
 pub mod krm;
@@ -204,7 +205,7 @@ fn judge(
         file: file.to_owned(),
         document: found.document,
         field: found.pointer.clone(),
-        kind: found.kind.to_owned(),
+        kind: found.kind.clone(),
         original: found.written.clone(),
         pinned: None,
         digest: None,

@@ -20,7 +20,7 @@ pub struct Found {
     /// JSON pointer to the field from its object, as the webhook records it.
     pub path: String,
     /// The kind of the object holding the field.
-    pub kind: &'static str,
+    pub kind: String,
     /// The image as written (empty when the field is not a string).
     pub written: String,
 }
@@ -48,13 +48,13 @@ fn visit(config: &Config, document: usize, object: &Value, at: &str, found: &mut
         .and_then(Value::as_str)
         .unwrap_or("");
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    let Some(kind) = PinnedKind::from_group_kind(group, kind).filter(|k| config.pins(*k)) else {
-        return;
+    let fields = match PinnedKind::from_group_kind(group, kind) {
+        Some(pinned) if !config.pins(pinned) => return,
+        Some(pinned) if pinned_controller(config, pinned, object).is_some() => return,
+        Some(pinned) => image_fields(pinned, object, FieldSet::All),
+        None => config.pin.image_fields(api_version, kind, object),
     };
-    if pinned_controller(config, kind, object).is_some() {
-        return;
-    }
-    for field in image_fields(kind, object, FieldSet::All) {
+    for field in fields {
         let path = field.pointer.to_string();
         let pointer = format!("{at}{path}");
         found.push(Found {
@@ -62,7 +62,7 @@ fn visit(config: &Config, document: usize, object: &Value, at: &str, found: &mut
             pointer,
             object: at.to_owned(),
             path,
-            kind: kind.as_str(),
+            kind: kind.to_owned(),
             written: field.written,
         });
     }

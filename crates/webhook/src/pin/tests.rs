@@ -647,3 +647,63 @@ fn lookups_run_concurrently_up_to_the_bound_once_per_tag() {
         "took {took:?}"
     );
 }
+
+#[test]
+fn shipped_custom_resource_specs_pin_their_images() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let config_path = root.join("examples/tagpin-pin-custom-resources.yaml");
+    let config = Config::parse(
+        &std::fs::read_to_string(&config_path).unwrap(),
+        &config_path,
+    )
+    .unwrap();
+    config.pin.check().unwrap();
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pin/custom-resources/resources.yaml");
+    let text = std::fs::read_to_string(fixture).unwrap();
+    let inputs = [Input {
+        name: "resources.yaml".to_owned(),
+        text: text.clone(),
+    }];
+    let settings = Settings {
+        mode: Mode::Pin,
+        annotate: false,
+    };
+    let lookups = lookups(Arc::new(FakeRegistry::default()), false);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let out = runtime.block_on(pin(&inputs, &config, &lookups, settings));
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let found: Vec<String> = out
+        .images
+        .iter()
+        .map(|i| format!("{} {} {}", i.document, i.kind, i.field))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "0 Rollout /spec/template/spec/containers/0/image",
+            "1 Service /spec/template/spec/containers/0/image",
+            "3 Task /spec/steps/0/image",
+            "3 Task /spec/sidecars/0/image",
+            "3 Task /spec/stepTemplate/image",
+            "4 Workflow /spec/templates/0/container/image",
+            "4 Workflow /spec/templates/1/script/image",
+        ]
+    );
+    let pinned = &out.outputs[0];
+    assert!(pinned.contains(&format!(
+        "image: ghcr.io/team/web:2.1@{}  # canary",
+        digest_of("ghcr.io/team/web:2.1")
+    )));
+    assert!(
+        pinned.contains("image: untouched:1\n"),
+        "a core Service is not a Knative one"
+    );
+    let mut stripped = pinned.clone();
+    for image in &out.images {
+        stripped = stripped.replace(&format!("@{}", image.digest.as_deref().unwrap()), "");
+    }
+    assert_eq!(stripped, text);
+}
