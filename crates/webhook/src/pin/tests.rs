@@ -707,3 +707,17 @@ fn shipped_custom_resource_specs_pin_their_images() {
     }
     assert_eq!(stripped, text);
 }
+
+#[test]
+fn multibyte_text_and_a_byte_order_mark_keep_their_offsets() {
+    let text = "\u{feff}# Café ✓ — 日本語\napiVersion: v1\nkind: Pod\nmetadata: {name: é, annotations: {note: \"ünïcödé ✓\"}}\nspec:\n  containers:\n  - name: ü # ✓✓\n    image: nginx:1.25 # 🚀\n  - {name: b, image: 'redis:7'}\n";
+    let out = run(&[text], Arc::new(FakeRegistry::default()), Mode::Pin);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let expected = text
+        .replace(
+            "nginx:1.25 #",
+            &format!("nginx:1.25@{} #", digest_of("nginx:1.25")),
+        )
+        .replace("'redis:7'", &format!("'redis:7@{}'", digest_of("redis:7")));
+    assert_eq!(out.outputs[0], expected);
+}
