@@ -21,11 +21,17 @@ pub struct WriteError {
 pub fn replace_all(files: &[(PathBuf, String)]) -> Result<(), WriteError> {
     let mut staged = Vec::with_capacity(files.len());
     for (path, contents) in files {
-        staged.push((path, stage(path, contents)?));
-    }
-    for (path, tmp) in staged {
-        tmp.persist(path).map_err(|e| WriteError {
+        // A symlinked manifest keeps its link: the file it points to is replaced.
+        let target = std::fs::canonicalize(path).map_err(|cause| WriteError {
             path: path.clone(),
+            cause,
+        })?;
+        let tmp = stage(&target, contents)?;
+        staged.push((target, tmp));
+    }
+    for (target, tmp) in staged {
+        tmp.persist(&target).map_err(|e| WriteError {
+            path: target.clone(),
             cause: e.error,
         })?;
     }
@@ -76,6 +82,24 @@ mod tests {
         }
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary file is left behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_stays_a_link_to_the_rewritten_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.yaml");
+        let link = dir.path().join("link.yaml");
+        std::fs::write(&real, "old").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        replace_all(&[(link.clone(), "new".to_owned())]).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
     }
 
     #[test]
