@@ -6,7 +6,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::lookup::Mode;
-use super::tests::{FakeRegistry, run};
+use super::tests::{FakeRegistry, admit, run, run_annotated};
 
 /// One container as written.
 #[derive(Debug, Clone)]
@@ -183,6 +183,33 @@ proptest! {
         let check = run(&[pinned], Arc::new(FakeRegistry::default()), Mode::Check);
         prop_assert!(check.problems.is_empty(), "{:?}", check.problems);
         let again = run(&[pinned], Arc::new(FakeRegistry::default()), Mode::Pin);
+        prop_assert_eq!(&again.outputs[0], pinned);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn annotated_output_is_admitted_unchanged_and_stable(docs in prop::collection::vec(doc(), 1..3), crlf in any::<bool>()) {
+        let text = stream(&docs, crlf);
+        let out = run_annotated(&text, true);
+        prop_assert!(out.problems.is_empty(), "{:?}\n{text}", out.problems);
+        let pinned = &out.outputs[0];
+        let parsed = super::source::parse_stream(pinned).map_err(|e| TestCaseError::fail(format!("{e}\n{pinned}")))?;
+        let objects: Vec<_> = parsed.iter().filter(|d| d.value.is_object()).collect();
+        prop_assert_eq!(objects.len(), docs.len());
+        for (d, parsed) in docs.iter().zip(objects) {
+            let (group, kind) = match d.kind {
+                0 => ("", "Pod"),
+                1 => ("apps", "Deployment"),
+                _ => ("batch", "CronJob"),
+            };
+            prop_assert!(parsed.value["metadata"]["annotations"]["tagpin.dev/images"].is_string(), "{pinned}");
+            let answer = admit(group, kind, parsed.value.clone(), true);
+            prop_assert!(answer["response"].get("patch").is_none(), "{answer}\n{pinned}");
+        }
+        let again = run_annotated(pinned, true);
         prop_assert_eq!(&again.outputs[0], pinned);
     }
 }

@@ -372,7 +372,7 @@ fn corpus_changes_only_image_scalars() {
     assert!(seen >= 10, "corpus has {seen} files");
 }
 
-fn run_annotated(text: &str, verify: bool) -> Outcome {
+pub(super) fn run_annotated(text: &str, verify: bool) -> Outcome {
     let inputs = [Input {
         name: "app.yaml".to_owned(),
         text: text.to_owned(),
@@ -389,7 +389,12 @@ fn run_annotated(text: &str, verify: bool) -> Outcome {
 }
 
 /// The webhook's answer to creating `object` (a `kind` of `group`) with the same registry.
-fn admit(group: &str, kind: &str, object: serde_json::Value, verify: bool) -> serde_json::Value {
+pub(super) fn admit(
+    group: &str,
+    kind: &str,
+    object: serde_json::Value,
+    verify: bool,
+) -> serde_json::Value {
     let mut admitter = crate::admission::Admitter::new(
         Arc::new(Config::default()),
         Arc::new(FakeRegistry::default()),
