@@ -316,3 +316,37 @@ mod tests {
         );
     }
 }
+#[cfg(test)]
+mod block_scalar_tests {
+    use super::*;
+    use crate::pin::source::parse_stream;
+    use crate::pin::splice::apply;
+
+    #[test]
+    fn inserts_after_a_block_scalar_annotation() {
+        for (text, expected) in [
+            (
+                "metadata:\n  annotations:\n    last: |\n      {\"a\": 1}\n\n  name: x\nspec: {}\n",
+                "metadata:\n  annotations:\n    last: |\n      {\"a\": 1}\n    tagpin.dev/images: '[]'\n\n  name: x\nspec: {}\n",
+            ),
+            (
+                "metadata:\n  annotations:\n    last: |\n      {\"a\": 1}\nspec: {}\n",
+                "metadata:\n  annotations:\n    last: |\n      {\"a\": 1}\n    tagpin.dev/images: '[]'\nspec: {}\n",
+            ),
+            (
+                "metadata:\n  annotations:\n    last: >-\n      folded\n      text\n  name: x\n",
+                "metadata:\n  annotations:\n    last: >-\n      folded\n      text\n    tagpin.dev/images: '[]'\n  name: x\n",
+            ),
+        ] {
+            let docs = parse_stream(text).unwrap();
+            let edit = edit(text, &docs[0], "", "[]", false).unwrap();
+            let out = apply(text, &edit.into_iter().collect::<Vec<_>>());
+            assert_eq!(out, expected);
+            let again = parse_stream(&out).unwrap();
+            assert_eq!(
+                again[0].value["metadata"]["annotations"]["last"],
+                docs[0].value["metadata"]["annotations"]["last"]
+            );
+        }
+    }
+}

@@ -121,7 +121,14 @@ pub fn parse_stream(text: &str) -> Result<Vec<Document>, SourceError> {
     let mut builder = Builder::default();
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| SourceError::Syntax(e.to_string()))?;
-        builder.event(event, span)?;
+        // Block scalars' spans run on to the next token; their content ends at the last
+        // character that is not white space.
+        let reach = span
+            .end
+            .byte_offset()
+            .and_then(|end| text.get(..end))
+            .map(|before| before.trim_end().len());
+        builder.event(event, span, reach)?;
     }
     Ok(builder.documents)
 }
@@ -167,9 +174,14 @@ struct Builder {
 }
 
 impl Builder {
-    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), SourceError> {
+    fn event(
+        &mut self,
+        event: Event<'_>,
+        span: Span,
+        reach: Option<usize>,
+    ) -> Result<(), SourceError> {
         let line = span.start.line();
-        if let (Event::Scalar(..) | Event::Alias(_), Some(end)) = (&event, span.end.byte_offset()) {
+        if let (Event::Scalar(..) | Event::Alias(_), Some(end)) = (&event, reach) {
             self.extend(end);
         }
         match event {
