@@ -77,6 +77,43 @@ pub enum Command {
         images: Vec<String>,
     },
 
+    /// Pin and verify the images of manifest files, as the webhook would at admission.
+    Pin {
+        /// tagpin config file (its `kinds:`, `resolver:` and `verification:` apply).
+        #[arg(long, short, value_name = "FILE", env = "TAGPIN_CONFIG")]
+        config: Option<PathBuf>,
+        /// Rewrite the files in place (atomically; none when any image is refused).
+        #[arg(long, short = 'w', conflicts_with = "check")]
+        write: bool,
+        /// Change nothing; exit 1 listing every image that is not pinned or not verified.
+        #[arg(long)]
+        check: bool,
+        /// Print a unified diff of the changes instead of the manifests.
+        #[arg(long, conflicts_with = "check")]
+        diff: bool,
+        /// Also re-resolve tags that already carry a digest and report the digests that moved.
+        #[arg(long, conflicts_with = "check")]
+        update: bool,
+        /// Also write the `tagpin.dev/images` record the webhook keeps into each object, so
+        /// Git and the cluster carry the same annotation.
+        #[arg(long, conflicts_with = "check")]
+        annotate: bool,
+        /// Run as a KRM function: read a ResourceList on stdin, write it back pinned with a
+        /// `results` entry per image (kustomize and kpt function specification).
+        #[arg(long, conflicts_with_all = ["write", "check", "diff", "paths"])]
+        krm: bool,
+        /// `text` prints the manifests, `json` a report of every image field.
+        #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+        /// Registry lookups in flight at once.
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        concurrency: usize,
+        /// Manifest files and directories (searched for *.yaml, *.yml, *.json); `-` or none
+        /// for stdin.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+
     /// Run the admission webhook over HTTPS.
     Serve {
         /// tagpin config file; without it the embedded default applies.

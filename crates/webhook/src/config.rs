@@ -148,6 +148,8 @@ pub struct Config {
     pub resolver: ResolverConfig,
     /// Signature and attestation policy; without it digests are pinned unverified.
     pub verification: Option<tagpin_verifier::Policy>,
+    /// What `tagpin pin` pins besides the webhook's kinds (custom resources).
+    pub pin: crate::pin::custom::PinConfig,
 }
 
 impl Default for Config {
@@ -163,6 +165,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             resolver: ResolverConfig::default(),
             verification: None,
+            pin: crate::pin::custom::PinConfig::default(),
         }
     }
 }

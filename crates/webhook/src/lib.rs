@@ -10,6 +10,7 @@ mod config_line;
 pub mod credentials;
 pub mod logging;
 pub mod metrics;
+pub mod pin;
 pub mod resolving;
 pub mod server;
 pub mod verification;

@@ -65,6 +65,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 output,
                 images,
             } => commands::verify::run(config.as_deref(), output, &images).await,
+            Command::Pin {
+                config,
+                write,
+                check,
+                diff,
+                update,
+                annotate,
+                krm,
+                output,
+                concurrency,
+                paths,
+            } => {
+                let request = commands::pin::Request {
+                    config,
+                    paths,
+                    write,
+                    check,
+                    diff,
+                    update,
+                    annotate,
+                    krm,
+                    output,
+                    concurrency,
+                };
+                commands::pin::run(&request).await
+            }
             Command::Serve { config } => {
                 commands::serve::run(config.as_deref()).await?;
                 Ok(ExitCode::SUCCESS)

@@ -39,7 +39,9 @@ fn ref_rejects_invalid_input_with_exit_2_and_one_line() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["ref", "resolve", "verify", "serve", "review", "certs"] {
+    for sub in [
+        "ref", "resolve", "verify", "pin", "serve", "review", "certs",
+    ] {
         let out = tagpin().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success(), "{sub}");
         assert!(

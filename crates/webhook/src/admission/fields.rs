@@ -3,7 +3,7 @@
 use json_patch::jsonptr::PointerBuf;
 use serde_json::Value;
 
-use crate::config::PinnedKind;
+use crate::config::{Config, PinnedKind};
 
 /// Which image fields of a pod spec a request may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,11 @@ pub fn image_fields(kind: PinnedKind, object: &Value) -> Vec<ImageField> {
     let Some(spec) = path.iter().try_fold(object, |v, key| v.get(*key)) else {
         return Vec::new();
     };
-    let base = PointerBuf::from_tokens(path.iter().copied());
+    pod_spec_image_fields(spec, &PointerBuf::from_tokens(path.iter().copied()))
+}
+
+/// Every image field of the pod spec `spec`, which sits at `base` in its object.
+pub fn pod_spec_image_fields(spec: &Value, base: &PointerBuf) -> Vec<ImageField> {
     let mut fields = Vec::new();
     for list in CONTAINER_LISTS {
         let Some(containers) = spec.get(list).and_then(Value::as_array) else {
@@ -141,6 +145,28 @@ pub fn pull_identity(kind: PinnedKind, object: &Value) -> (Vec<String>, String) 
         .unwrap_or("default")
         .to_owned();
     (secrets, service_account)
+}
+
+/// The kind of the object's controller, when `config` pins that kind's template itself:
+/// such objects are left alone, since their owner's template is pinned instead.
+pub fn pinned_controller(
+    config: &Config,
+    kind: Option<PinnedKind>,
+    object: &Value,
+) -> Option<&'static str> {
+    if kind == Some(PinnedKind::Pod) {
+        return None;
+    }
+    let owners = object.get("metadata")?.get("ownerReferences")?.as_array()?;
+    owners.iter().find_map(|o| {
+        if o.get("controller").and_then(Value::as_bool) != Some(true) {
+            return None;
+        }
+        let api_version = o.get("apiVersion").and_then(Value::as_str)?;
+        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let owner = PinnedKind::from_group_kind(group, o.get("kind").and_then(Value::as_str)?)?;
+        config.pins(owner).then(|| owner.as_str())
+    })
 }
 
 #[cfg(test)]

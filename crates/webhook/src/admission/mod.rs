@@ -6,7 +6,7 @@
 mod changes;
 mod check;
 mod conclude;
-mod fields;
+pub(crate) mod fields;
 mod patch;
 mod plan;
 pub mod record;

@@ -281,18 +281,6 @@ impl Admitter {
 
     /// The kind of the object's controller, when tagpin pins that kind's template itself.
     fn pinned_controller(&self, kind: Option<PinnedKind>, object: &Value) -> Option<&'static str> {
-        if kind == Some(PinnedKind::Pod) {
-            return None;
-        }
-        let owners = object.get("metadata")?.get("ownerReferences")?.as_array()?;
-        owners.iter().find_map(|o| {
-            if o.get("controller").and_then(Value::as_bool) != Some(true) {
-                return None;
-            }
-            let api_version = o.get("apiVersion").and_then(Value::as_str)?;
-            let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-            let owner = PinnedKind::from_group_kind(group, o.get("kind").and_then(Value::as_str)?)?;
-            self.config.pins(owner).then(|| owner.as_str())
-        })
+        super::fields::pinned_controller(&self.config, kind, object)
     }
 }
