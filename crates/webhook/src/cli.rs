@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod inventory;
+pub use inventory::{FailOn, InventoryArgs};
+
 /// Pins every container image of Kubernetes workloads to its registry digest.
 #[derive(Debug, Parser)]
 #[command(name = "tagpin", version, about, long_about = None, propagate_version = true)]
@@ -93,6 +96,9 @@ pub enum Command {
         #[arg(value_name = "FILE", default_value = "-")]
         input: PathBuf,
     },
+
+    /// List every container of every Pod with its digest and tagpin's record, for audits.
+    Inventory(InventoryArgs),
 
     /// Create a self-signed CA and a serving certificate for bootstrapping the webhook.
     Certs {

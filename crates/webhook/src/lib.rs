@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 mod config_line;
 pub mod credentials;
+pub mod inventory;
 pub mod logging;
 pub mod metrics;
 pub mod resolving;

@@ -73,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 commands::review::run(config.as_deref(), &input).await?;
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Inventory(args) => commands::inventory::run(&args).await,
             Command::Ref { .. } | Command::Certs { .. } => Ok(ExitCode::SUCCESS),
         }
     })

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod certs;
+pub mod inventory;
 pub mod reference;
 pub mod resolve;
 pub mod review;
