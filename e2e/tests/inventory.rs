@@ -525,3 +525,92 @@ async fn verify_marks_what_todays_policy_denies() {
     assert_eq!(flags(denied), ["denied-today"]);
     assert_eq!(doc["summary"]["failingPolicy"], 1);
 }
+
+/// A kubeconfig with contexts `east` and `west` on the local API server, each defaulting to
+/// its own namespace: two clusters as `tagpin inventory --context` sees them (one control
+/// plane runs here; what differs between clusters is only which objects a context reads).
+fn two_contexts(dir: &Path, east: &str, west: &str) -> PathBuf {
+    let text = std::fs::read_to_string(kubeconfig()).unwrap();
+    let mut config: Value = serde_norway::from_str(&text).unwrap();
+    let base = config["contexts"][0]["context"].clone();
+    let context = |name: &str, namespace: &str| {
+        let mut c = base.clone();
+        c["namespace"] = json!(namespace);
+        json!({"name": name, "context": c})
+    };
+    config["contexts"] = json!([context("east", east), context("west", west)]);
+    config["current-context"] = json!("east");
+    let path = dir.join("two-clusters.kubeconfig");
+    std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_tag_running_as_different_digests_in_two_clusters_is_flagged() {
+    let s = Setup::new().await;
+    let west = TestNamespace::create(&s.client, "inv-west", &[]).await;
+    let app = s.push("clusters", "1.0", "first").await;
+    let hotfix = s.push("clusters", "1.0", "hotfix").await;
+    let hotfix = PushedImage {
+        reference: app.reference.clone(),
+        ..hotfix
+    };
+    let db = s.push("db", "2", "db").await;
+    let west_pods: Api<Pod> = Api::namespaced(s.client.clone(), &west.name);
+    create::<Pod>(&s.api(), bare_pod("app", &pinned(&app), &app)).await;
+    create::<Pod>(&west_pods, bare_pod("app", &pinned(&hotfix), &hotfix)).await;
+    create::<Pod>(&s.api(), bare_pod("db", &pinned(&db), &db)).await;
+    create::<Pod>(&west_pods, bare_pod("db", &pinned(&db), &db)).await;
+    let kubeconfig = two_contexts(s.dir.path(), &s.ns.name, &west.name);
+
+    let run = |args: &[&str]| {
+        Command::new(tagpin_bin())
+            .args([
+                "inventory",
+                "--context",
+                "east",
+                "--context",
+                "west",
+                "--config",
+            ])
+            .arg(s.config(""))
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("TAGPIN_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = doc["containers"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{doc:#}");
+    let find = |cluster: &str, pod: &str| {
+        rows.iter()
+            .find(|r| r["cluster"] == cluster && r["pod"] == pod)
+            .unwrap_or_else(|| panic!("{cluster}/{pod} in {doc:#}"))
+    };
+    let east_app = find("east", "app");
+    assert_eq!(flags(east_app), ["differs-across-clusters"]);
+    assert_eq!(
+        east_app["elsewhere"],
+        json!([format!("west={}", hotfix.digest)])
+    );
+    let west_app = find("west", "app");
+    assert_eq!(
+        west_app["elsewhere"],
+        json!([format!("east={}", app.digest)])
+    );
+    assert!(flags(find("east", "db")).is_empty());
+    assert!(flags(find("west", "db")).is_empty());
+    assert_eq!(doc["summary"]["differsAcrossClusters"], 2);
+
+    let table = String::from_utf8(run(&[]).stdout).unwrap();
+    assert!(table.starts_with("CLUSTER "), "{table}");
+    assert!(
+        table.trim_end().ends_with("2 differ across clusters"),
+        "{table}"
+    );
+    assert_eq!(run(&["--fail-on", "drift"]).status.code(), Some(1));
+}

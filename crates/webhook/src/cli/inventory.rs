@@ -9,7 +9,8 @@ use crate::inventory::output::Format;
 /// What makes `tagpin inventory` exit 1 (for scheduled audits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
 pub enum FailOn {
-    /// A tag now points elsewhere (runs `--drift`), or a record differs from what runs.
+    /// A tag now points elsewhere (runs `--drift`), a record differs from what runs, or a
+    /// tag runs as different digests in the clusters read.
     Drift,
     /// A container has no digest.
     Unpinned,

@@ -16,7 +16,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::inventory::collect::{self, Scope};
 use crate::inventory::output::{self, Columns, Progress};
-use crate::inventory::{Flag, Row, Summary, digests, drift, policy, rows};
+use crate::inventory::{Flag, Row, Summary, clusters, digests, drift, policy, rows};
 use crate::verification::RegistryVerifier;
 
 /// What the re-checks need, shared by every cluster read.
@@ -54,6 +54,9 @@ pub async fn run(args: &InventoryArgs) -> anyhow::Result<ExitCode> {
                 .for_each(|r| r.cluster = context.map(str::to_owned));
         }
         all.extend(found);
+    }
+    if contexts.len() > 1 {
+        clusters::compare(&mut all);
     }
     // Stable: containers keep their order inside each Pod.
     all.sort_by(|a, b| {
@@ -223,7 +226,10 @@ fn exit_code(fail_on: &[FailOn], rows: &[&Row]) -> ExitCode {
 fn fails(what: FailOn, row: &Row) -> bool {
     match what {
         FailOn::Drift => {
-            row.has(Flag::Drifted) || row.has(Flag::RecordDiffers) || row.has(Flag::DriftError)
+            row.has(Flag::Drifted)
+                || row.has(Flag::RecordDiffers)
+                || row.has(Flag::DriftError)
+                || row.has(Flag::DiffersAcrossClusters)
         }
         FailOn::Unpinned => row.has(Flag::Unpinned),
         FailOn::Policy => row.fails_policy() || row.has(Flag::VerifyError),

@@ -2,9 +2,10 @@
 //!
 //! One concern per module: reading the API server ([`collect`]), following owner references
 //! up to the workload ([`owners`]), one row per container ([`rows`]), re-resolving tags
-//! ([`drift`]), re-verifying digests ([`policy`]), grouping by digest ([`digests`]) and
+//! ([`drift`]), re-verifying digests ([`policy`]), grouping by digest ([`digests`]), comparing clusters ([`clusters`]) and
 //! printing ([`output`]).
 
+pub mod clusters;
 pub mod collect;
 pub mod digests;
 pub mod drift;

@@ -300,6 +300,7 @@ fn csv(out: &mut dyn Write, rows: &[&Row]) -> io::Result<()> {
         "drift_error",
         "verdict_today",
         "verify_error",
+        "elsewhere",
         "flags",
     ])?;
     for r in rows {
@@ -542,7 +543,7 @@ mod tests {
         });
         let lines: Vec<&str> = out.split("\r\n").collect();
         assert!(lines[0].starts_with("cluster,namespace,owner_kind,owner_name,pod,container,"));
-        assert_eq!(lines[0].split(',').count(), 23);
+        assert_eq!(lines[0].split(',').count(), 24);
         assert!(
             lines[1].contains(&format!(",reg/app:1.4@{A},{A},{A},")),
             "{out}"

@@ -27,6 +27,8 @@ pub enum Flag {
     Drifted,
     /// The tag could not be re-resolved (a registry error, never counted as drift).
     DriftError,
+    /// The same tag runs as another digest in another cluster read in the same pass.
+    DiffersAcrossClusters,
     /// The current policy would deny the digest that runs.
     DeniedToday,
     /// The digest could not be re-verified (no verdict reached).
@@ -43,6 +45,7 @@ impl Flag {
             Self::PolicyFailed => "policy-failed",
             Self::Drifted => "drifted",
             Self::DriftError => "drift-error",
+            Self::DiffersAcrossClusters => "differs-across-clusters",
             Self::DeniedToday => "denied-today",
             Self::VerifyError => "verify-error",
         }
@@ -180,6 +183,9 @@ pub struct Row {
     /// `--verify`: today's verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub today: Option<PolicyCheck>,
+    /// Where the same tag runs as another digest: `CLUSTER=DIGEST`, with `--context` twice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub elsewhere: Vec<String>,
     /// What needs a look, derived from the fields above.
     pub flags: Vec<Flag>,
     /// The Pod's pull credentials, for re-checks.
@@ -257,6 +263,9 @@ impl Row {
                 flags.push(Flag::Drifted);
             }
         }
+        if !self.elsewhere.is_empty() {
+            flags.push(Flag::DiffersAcrossClusters);
+        }
         if let Some(today) = &self.today {
             if today.error.is_some() {
                 flags.push(Flag::VerifyError);
@@ -293,6 +302,8 @@ pub struct Summary {
     pub failing_policy: usize,
     /// Re-checks that reached no answer.
     pub errors: usize,
+    /// Whose tag runs as another digest in another cluster (`--context` twice).
+    pub differs_across_clusters: usize,
 }
 
 impl Summary {
@@ -308,13 +319,19 @@ impl Summary {
             drifted: count(&|r| r.has(Flag::Drifted)),
             failing_policy: count(&|r| r.fails_policy()),
             errors: count(&|r| r.has(Flag::DriftError) || r.has(Flag::VerifyError)),
+            differs_across_clusters: count(&|r| r.has(Flag::DiffersAcrossClusters)),
         }
     }
 
     /// The one-line form.
     pub fn line(&self) -> String {
+        let across = if self.differs_across_clusters > 0 {
+            format!(", {} differ across clusters", self.differs_across_clusters)
+        } else {
+            String::new()
+        };
         format!(
-            "{} containers: {} pinned, {} unpinned, {} without record, {} record differs, {} drifted, {} failing policy, {} check errors",
+            "{} containers: {} pinned, {} unpinned, {} without record, {} record differs, {} drifted, {} failing policy, {} check errors{across}",
             self.containers,
             self.pinned,
             self.unpinned,
@@ -331,21 +348,62 @@ impl Summary {
 pub fn pod_rows(pod: &Pod, owners: &OwnerIndex) -> Vec<Row> {
     let meta = &pod.metadata;
     let chain = owners.chain(meta);
-    let (owner_kind, owner_name) = match chain.last() {
-        Some(top) => (top.kind.clone(), top.name.clone()),
-        None => ("Pod".to_owned(), meta.name.clone().unwrap_or_default()),
-    };
     let own = Link {
         kind: "Pod".to_owned(),
         name: meta.name.clone().unwrap_or_default(),
         pinned: Some(PinnedKind::Pod),
         records: records_of(meta),
     };
+    // The top-level owner is the last controller, or the Pod itself.
+    let top = chain.last().unwrap_or(&own);
     // The Pod's own record first, then its owners' from the nearest up.
     let sources: Vec<&Link> = std::iter::once(&own).chain(chain.iter()).collect();
-    let status = pod.status.as_ref();
+    let pull = pull_identity(pod);
+    let mut rows = Vec::new();
+    for (kind, list, statuses) in container_lists(pod) {
+        for (index, (name, image)) in list.into_iter().enumerate() {
+            let status = statuses.and_then(|s| s.iter().find(|c| c.name == name));
+            let mut row = Row {
+                cluster: None,
+                namespace: meta.namespace.clone().unwrap_or_default(),
+                owner_kind: top.kind.clone(),
+                owner_name: top.name.clone(),
+                pod: own.name.clone(),
+                container: name,
+                container_type: kind,
+                pinned_digest: ImageReference::parse(&image)
+                    .ok()
+                    .and_then(|r| r.digest().map(Digest::to_string)),
+                image,
+                running_digest: status.and_then(running_digest),
+                started_at: status.and_then(started_at),
+                record_from: None,
+                original: None,
+                recorded_digest: None,
+                resolved_at: None,
+                verdict: None,
+                rule: None,
+                signers: Vec::new(),
+                drift: None,
+                today: None,
+                elsewhere: Vec::new(),
+                flags: Vec::new(),
+                pull: pull.clone(),
+            };
+            if let Some((link, record)) = find_record(&sources, kind, index, &row.image) {
+                apply_record(&mut row, link, record);
+            }
+            row.refresh_flags();
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// The Pod's pull secrets and ServiceAccount, as its keychain is built at admission.
+fn pull_identity(pod: &Pod) -> PullIdentity {
     let spec = pod.spec.as_ref();
-    let pull = PullIdentity {
+    PullIdentity {
         secrets: spec
             .and_then(|s| s.image_pull_secrets.as_ref())
             .map(|l| l.iter().map(|r| r.name.clone()).collect())
@@ -353,8 +411,21 @@ pub fn pod_rows(pod: &Pod, owners: &OwnerIndex) -> Vec<Row> {
         service_account: spec
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_else(|| "default".to_owned()),
-    };
-    let containers = [
+    }
+}
+
+/// A container list of a Pod: its type, (name, image) pairs, and the kubelet's statuses.
+type ContainerList<'a> = (
+    ContainerType,
+    Vec<(String, String)>,
+    Option<&'a Vec<ContainerStatus>>,
+);
+
+/// Init, regular and ephemeral containers, in that order.
+fn container_lists(pod: &Pod) -> [ContainerList<'_>; 3] {
+    let spec = pod.spec.as_ref();
+    let status = pod.status.as_ref();
+    [
         (
             ContainerType::Init,
             named(spec.and_then(|s| s.init_containers.as_ref()), |c| {
@@ -374,45 +445,7 @@ pub fn pod_rows(pod: &Pod, owners: &OwnerIndex) -> Vec<Row> {
             }),
             status.and_then(|s| s.ephemeral_container_statuses.as_ref()),
         ),
-    ];
-    let mut rows = Vec::new();
-    for (kind, list, statuses) in containers {
-        for (index, (name, image)) in list.into_iter().enumerate() {
-            let status = statuses.and_then(|s| s.iter().find(|c| c.name == name));
-            let mut row = Row {
-                cluster: None,
-                namespace: meta.namespace.clone().unwrap_or_default(),
-                owner_kind: owner_kind.clone(),
-                owner_name: owner_name.clone(),
-                pod: own.name.clone(),
-                container: name,
-                container_type: kind,
-                pinned_digest: ImageReference::parse(&image)
-                    .ok()
-                    .and_then(|r| r.digest().map(Digest::to_string)),
-                image,
-                running_digest: status.and_then(running_digest),
-                started_at: status.and_then(started_at),
-                record_from: None,
-                original: None,
-                recorded_digest: None,
-                resolved_at: None,
-                verdict: None,
-                rule: None,
-                signers: Vec::new(),
-                drift: None,
-                today: None,
-                flags: Vec::new(),
-                pull: pull.clone(),
-            };
-            if let Some((link, record)) = find_record(&sources, kind, index, &row.image) {
-                apply_record(&mut row, link, record);
-            }
-            row.refresh_flags();
-            rows.push(row);
-        }
-    }
-    rows
+    ]
 }
 
 fn named<C>(
