@@ -13,7 +13,7 @@ use tagpin_resolver::{Digest, DockerConfig, Resolver};
 
 use crate::cli::{FailOn, InventoryArgs};
 use crate::cluster::Cluster;
-use crate::config::Config;
+use crate::config::{Config, PinnedKind};
 use crate::inventory::collect::{self, Scope};
 use crate::inventory::output::{self, Columns, Progress};
 use crate::inventory::{Flag, Row, Summary, clusters, digests, drift, policy, rows};
@@ -24,6 +24,8 @@ struct Checks {
     drift: Option<Arc<Resolver>>,
     verify: Option<RegistryVerifier>,
     docker: Option<Arc<DockerConfig>>,
+    /// The kinds the config pins: records are read only where tagpin writes them.
+    pinned: Vec<PinnedKind>,
 }
 
 /// Reads the cluster(s), prints the inventory and returns the exit code `--fail-on` asks for.
@@ -104,6 +106,7 @@ fn checks(config: &Config, args: &InventoryArgs) -> anyhow::Result<Checks> {
         drift: resolver.filter(|_| drift),
         verify,
         docker: super::docker_config(config)?,
+        pinned: config.kinds.clone(),
     })
 }
 
@@ -127,7 +130,7 @@ async fn read_cluster(
     progress.note("listing pods…");
     let pods = collect::pods(&client, &scope).await?;
     progress.note(&format!("{} pods; listing their owners…", pods.len()));
-    let owners = collect::owners(&client, &scope, &pods).await;
+    let owners = collect::owners(&client, &scope, &pods, checks.pinned.clone()).await;
     progress.note("");
     let mut found: Vec<Row> = pods
         .iter()

@@ -66,8 +66,13 @@ pub async fn pods(client: &Client, scope: &Scope) -> Result<Vec<Pod>, InventoryE
 /// The metadata of every owner the Pods' controller chains pass through, listed once per
 /// kind: only kinds some Pod or owner actually references are asked for. A kind that cannot
 /// be listed (e.g. no RBAC) is logged and its objects end the chain where they are named.
-pub async fn owners(client: &Client, scope: &Scope, pods: &[Pod]) -> OwnerIndex {
-    let mut index = OwnerIndex::default();
+pub async fn owners(
+    client: &Client,
+    scope: &Scope,
+    pods: &[Pod],
+    pinned: Vec<PinnedKind>,
+) -> OwnerIndex {
+    let mut index = OwnerIndex::new(pinned);
     let mut listed: HashSet<PinnedKind> = HashSet::new();
     let mut wanted: HashSet<PinnedKind> = pods
         .iter()

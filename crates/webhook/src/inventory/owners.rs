@@ -22,6 +22,11 @@ pub struct Link {
     pub pinned: Option<PinnedKind>,
     /// Its `tagpin.dev/images` records (empty when it has none or was not found).
     pub records: Vec<ImageRecord>,
+    /// True when tagpin admits objects like this one itself, so its record is tagpin's:
+    /// tagpin replaces any incoming record there. An object whose controller is a pinned
+    /// kind (a Deployment's ReplicaSet) is left alone at admission, so a record on it is a
+    /// copy at best and anyone's claim at worst, and is not read.
+    pub written_by_tagpin: bool,
 }
 
 /// What is kept of one owner object: enough to climb further and to read its records.
@@ -33,12 +38,35 @@ struct OwnerMeta {
 }
 
 /// Owner objects by namespace, kind and name.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OwnerIndex {
     objects: HashMap<(String, PinnedKind, String), OwnerMeta>,
+    /// The kinds tagpin's config pins (`kinds:`).
+    pinned: Vec<PinnedKind>,
+}
+
+impl Default for OwnerIndex {
+    fn default() -> Self {
+        Self::new(PinnedKind::ALL.to_vec())
+    }
 }
 
 impl OwnerIndex {
+    /// An empty index for a config that pins `pinned`.
+    pub fn new(pinned: Vec<PinnedKind>) -> Self {
+        Self {
+            objects: HashMap::new(),
+            pinned,
+        }
+    }
+
+    /// True when tagpin admits objects of `kind` (so their records are its own), given the
+    /// kind of their controller: the same rule admission applies.
+    pub fn admits(&self, kind: PinnedKind, controller: Option<PinnedKind>) -> bool {
+        let pinned = |k: PinnedKind| self.pinned.contains(&k);
+        pinned(kind) && (kind == PinnedKind::Pod || !controller.is_some_and(pinned))
+    }
+
     /// Adds one listed owner of `kind`.
     pub fn insert(&mut self, kind: PinnedKind, meta: ObjectMeta) {
         let (Some(namespace), Some(name)) = (meta.namespace.clone(), meta.name.clone()) else {
@@ -79,11 +107,15 @@ impl OwnerIndex {
                         .get(&(namespace.clone(), k, reference.name.clone()))
                 })
                 .filter(|o| o.uid.as_deref().is_none_or(|uid| uid == reference.uid));
+            let controller_kind = found
+                .and_then(|o| o.controller.as_ref())
+                .and_then(|c| pinned_kind(&c.api_version, &c.kind));
             links.push(Link {
                 kind: reference.kind.clone(),
                 name: reference.name.clone(),
                 pinned,
                 records: found.map(|o| o.records.clone()).unwrap_or_default(),
+                written_by_tagpin: pinned.is_some_and(|k| self.admits(k, controller_kind)),
             });
             next = found.and_then(|o| o.controller.clone());
         }
@@ -208,6 +240,30 @@ mod tests {
         let chain = index.chain(&custom);
         assert_eq!(names(&chain), ["Rollout/canary"]);
         assert_eq!(chain[0].pinned, None);
+    }
+
+    #[test]
+    fn records_are_read_only_where_tagpin_writes_them() {
+        let mut index = OwnerIndex::default();
+        let deploy = reference("apps/v1", "Deployment", "web", "d1");
+        index.insert(PinnedKind::Deployment, meta("web", "d1", None));
+        index.insert(PinnedKind::ReplicaSet, meta("web-1", "r1", Some(deploy)));
+        let pod = meta(
+            "x",
+            "p",
+            Some(reference("apps/v1", "ReplicaSet", "web-1", "r1")),
+        );
+        let trusted: Vec<bool> = index
+            .chain(&pod)
+            .iter()
+            .map(|l| l.written_by_tagpin)
+            .collect();
+        assert_eq!(trusted, [false, true]);
+        // A config that does not pin Deployments admits their ReplicaSets instead.
+        let narrow = OwnerIndex::new(vec![PinnedKind::Pod, PinnedKind::ReplicaSet]);
+        assert!(narrow.admits(PinnedKind::ReplicaSet, Some(PinnedKind::Deployment)));
+        assert!(!narrow.admits(PinnedKind::Deployment, None));
+        assert!(narrow.admits(PinnedKind::Pod, Some(PinnedKind::ReplicaSet)));
     }
 
     #[test]

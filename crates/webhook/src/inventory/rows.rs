@@ -353,6 +353,7 @@ pub fn pod_rows(pod: &Pod, owners: &OwnerIndex) -> Vec<Row> {
         name: meta.name.clone().unwrap_or_default(),
         pinned: Some(PinnedKind::Pod),
         records: records_of(meta),
+        written_by_tagpin: owners.admits(PinnedKind::Pod, None),
     };
     // The top-level owner is the last controller, or the Pod itself.
     let top = chain.last().unwrap_or(&own);
@@ -461,24 +462,29 @@ fn named<C>(
         .collect()
 }
 
-/// The record of container `index` of `kind`, from the nearest object that has one for the
-/// same field and the same reference (an owner's newer template is another rollout's record).
+/// The record of container `index` of `kind`, from the nearest object tagpin writes records
+/// on that has one for the same field and the same reference (an owner's newer template is
+/// another rollout's record).
 fn find_record<'a>(
     sources: &[&'a Link],
     kind: ContainerType,
     index: usize,
     written: &str,
 ) -> Option<(&'a Link, &'a ImageRecord)> {
-    sources.iter().find_map(|link| {
-        let prefix = link.pinned?.pod_spec_path();
-        let path = format!("/{}/{}/{index}/image", prefix.join("/"), kind.list());
-        link.records
-            .iter()
-            .find(|r| {
-                r.path == path && (r.original == written || r.original == without_digest(written))
-            })
-            .map(|r| (*link, r))
-    })
+    sources
+        .iter()
+        .filter(|l| l.written_by_tagpin)
+        .find_map(|link| {
+            let prefix = link.pinned?.pod_spec_path();
+            let path = format!("/{}/{}/{index}/image", prefix.join("/"), kind.list());
+            link.records
+                .iter()
+                .find(|r| {
+                    r.path == path
+                        && (r.original == written || r.original == without_digest(written))
+                })
+                .map(|r| (*link, r))
+        })
 }
 
 fn apply_record(row: &mut Row, link: &Link, record: &ImageRecord) {
@@ -673,6 +679,37 @@ mod tests {
         assert_eq!(rows[0].record_from.as_deref(), Some("Pod/tool"));
         assert_eq!(rows[0].resolved_at.as_deref(), Some("2026-11-30T12:00:00Z"));
         assert!(rows[0].flags.is_empty());
+    }
+
+    #[test]
+    fn forged_record_on_a_deployments_replica_set_is_not_reported() {
+        // tagpin never admits a Deployment's ReplicaSet, so it never replaces a record
+        // someone wrote there: claiming "verified, signed by X" must not reach the audit.
+        let mut owners = OwnerIndex::default();
+        let deployment: ObjectMeta = serde_json::from_value(json!({
+            "name": "web", "namespace": "shop", "uid": "d1"}))
+        .unwrap();
+        owners.insert(PinnedKind::Deployment, deployment);
+        let forged: ObjectMeta = serde_json::from_value(json!({
+            "name": "web-1", "namespace": "shop", "uid": "r1",
+            "annotations": {"tagpin.dev/images": json!([record(
+                "/spec/template/spec/containers/0/image", "reg/app:1.4", A)]).to_string()},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                                 "uid": "d1", "controller": true}],
+        }))
+        .unwrap();
+        owners.insert(PinnedKind::ReplicaSet, forged);
+        let p = pod(json!({
+            "metadata": {"name": "web-1-x", "namespace": "shop",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "web-1", "uid": "r1", "controller": true}]},
+            "spec": {"containers": [{"name": "app", "image": format!("reg/app:1.4@{A}")}]},
+        }));
+        let row = pod_rows(&p, &owners).remove(0);
+        assert_eq!(row.record_from, None);
+        assert_eq!(row.verdict, None);
+        assert!(row.signers.is_empty());
+        assert_eq!(row.flags, [Flag::NoRecord]);
     }
 
     #[test]
