@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod inventory;
+mod watch;
 pub use inventory::{FailOn, InventoryArgs};
+pub use watch::WatchArgs;
 
 /// Pins every container image of Kubernetes workloads to its registry digest.
 #[derive(Debug, Parser)]
@@ -99,6 +101,9 @@ pub enum Command {
 
     /// List every container of every Pod with its digest and tagpin's record, for audits.
     Inventory(InventoryArgs),
+
+    /// Watch running Pods and report moved tags and policy violations as Events and metrics.
+    Watch(WatchArgs),
 
     /// Create a self-signed CA and a serving certificate for bootstrapping the webhook.
     Certs {

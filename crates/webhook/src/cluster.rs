@@ -233,7 +233,8 @@ impl ClusterState for Cluster {
     }
 }
 
-fn reflect<K>(api: Api<K>, config: watcher::Config) -> Store<K>
+/// A store kept up to date by a watch, retried with backoff, without managed fields.
+pub(crate) fn reflect<K>(api: Api<K>, config: watcher::Config) -> Store<K>
 where
     K: Resource<DynamicType = ()>
         + Clone

@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod resolving;
 pub mod server;
 pub mod verification;
+pub mod watch;

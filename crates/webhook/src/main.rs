@@ -43,7 +43,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let default_level = match cli.command {
-        Command::Serve { .. } => "info",
+        Command::Serve { .. } | Command::Watch(_) => "info",
         _ => "warn",
     };
     logging::init(
@@ -74,6 +74,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Inventory(args) => commands::inventory::run(&args).await,
+            Command::Watch(args) => {
+                commands::watch::run(&args).await?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Ref { .. } | Command::Certs { .. } => Ok(ExitCode::SUCCESS),
         }
     })

@@ -7,6 +7,7 @@ pub mod resolve;
 pub mod review;
 pub mod serve;
 pub mod verify;
+pub mod watch;
 
 use std::sync::Arc;
 

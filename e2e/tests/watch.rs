@@ -1,0 +1,274 @@
+//! `tagpin watch` against the real API server and TLS registry: two replicas behind one
+//! Lease report a moved tag once, as a `TagMoved` Event on the Deployment and a metric, and
+//! a tightened policy as `PolicyViolation`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Pod, Secret};
+use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use tagpin_e2e::cluster::{TestNamespace, client, kubeconfig, wait_for};
+use tagpin_e2e::cosign::Cosign;
+use tagpin_e2e::registry::unique_suffix;
+use tagpin_e2e::tagpin::tagpin_bin;
+use tagpin_e2e::{PushedImage, TestRegistry};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A `tagpin watch` child process, killed when dropped.
+struct Replica {
+    child: Child,
+    metrics: String,
+}
+
+impl Replica {
+    fn start(ns: &str, config: &Path, lease: &str, identity: &str, log: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(tagpin_bin())
+            .args([
+                "watch",
+                "-n",
+                ns,
+                "--interval",
+                "2",
+                "--lease-duration",
+                "4",
+            ])
+            .args([
+                "--lease-name",
+                lease,
+                "--lease-namespace",
+                ns,
+                "--identity",
+                identity,
+            ])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(config)
+            .env("KUBECONFIG", kubeconfig())
+            .env("TAGPIN_LOG", "info")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("TAGPIN_CONFIG")
+            .env_remove("POD_NAMESPACE")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("tagpin watch starts");
+        Self {
+            child,
+            metrics: format!("http://127.0.0.1:{port}/metrics"),
+        }
+    }
+
+    /// The value of the sample whose line starts with `prefix` and contains `has`.
+    async fn sample(&self, prefix: &str, has: &str) -> Option<f64> {
+        let text = reqwest::get(&self.metrics).await.ok()?.text().await.ok()?;
+        text.lines()
+            .find(|l| l.starts_with(prefix) && l.contains(has))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Rounds run by both replicas together (only the leader runs any).
+async fn rounds(replicas: &[Replica]) -> f64 {
+    let mut total = 0.0;
+    for r in replicas {
+        total += r
+            .sample("tagpin_watch_rounds_total", "")
+            .await
+            .unwrap_or(0.0);
+    }
+    total
+}
+
+async fn events(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    let lp = ListParams::default().fields(&format!("reason={reason}"));
+    api.list(&lp).await.unwrap().items
+}
+
+fn config(dir: &Path, registry: &TestRegistry, extra: &str) -> PathBuf {
+    let text = format!(
+        "resolver:\n  registries:\n    \"{}\":\n      ca: {}\n  cache:\n    ttlSeconds: 0.01\n{extra}\n",
+        registry.host,
+        registry.ca.clone().unwrap().display()
+    );
+    let path = dir.join("tagpin.yaml");
+    // Written whole then renamed: a round never reads half a file.
+    let tmp = dir.join(format!("tagpin-{}.yaml", unique_suffix()));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+fn deployment(app: &PushedImage) -> Value {
+    let record = json!([{
+        "path": "/spec/template/spec/containers/0/image",
+        "original": app.reference,
+        "image": app.reference,
+        "digest": app.digest,
+        "resolvedAt": "2026-11-30T12:00:00Z",
+        "verdict": "verified",
+        "rule": "team",
+    }]);
+    json!({
+        "metadata": {"name": "web", "annotations": {"tagpin.dev/images": record.to_string()}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"imagePullSecrets": [{"name": "pull"}], "containers": [{
+                "name": "main", "image": format!("{}@{}", app.reference, app.digest)}]},
+        }},
+    })
+}
+
+#[tokio::test]
+async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "watch", &[]).await;
+    let registry = TestRegistry::tls();
+    let dir = tempfile::tempdir().unwrap();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "pull"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": registry.docker_config_json()},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns.name)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let repo = format!("watch/app-{}", unique_suffix());
+    let app = registry.push_image(&repo, "1.4", "first").await.unwrap();
+    let deploy: Deployment = serde_json::from_value(deployment(&app)).unwrap();
+    Api::<Deployment>::namespaced(client.clone(), &ns.name)
+        .create(&PostParams::default(), &deploy)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    wait_for("the Deployment's two Pods", WAIT, || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .ok()?;
+        (list.items.len() == 2).then_some(())
+    })
+    .await;
+
+    let path = config(dir.path(), &registry, "");
+    let lease = format!("tagpin-watch-{}", unique_suffix());
+    let replicas = [
+        Replica::start(&ns.name, &path, &lease, "a", &dir.path().join("a.log")),
+        Replica::start(&ns.name, &path, &lease, "b", &dir.path().join("b.log")),
+    ];
+    let logs = || {
+        ["a.log", "b.log"]
+            .map(|f| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default())
+            .join("\n")
+    };
+    wait_for("a first round", WAIT, || async {
+        (rounds(&replicas).await >= 1.0).then_some(())
+    })
+    .await;
+    assert!(
+        events(&client, &ns.name, "TagMoved").await.is_empty(),
+        "{}",
+        logs()
+    );
+
+    let moved = registry.push_image(&repo, "1.4", "second").await.unwrap();
+    assert_ne!(moved.digest, app.digest);
+    let found = wait_for("a TagMoved Event", WAIT, || async {
+        let found = events(&client, &ns.name, "TagMoved").await;
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    let event = &found[0];
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert_eq!(event.involved_object.kind.as_deref(), Some("Deployment"));
+    assert_eq!(event.involved_object.name.as_deref(), Some("web"));
+    let message = event.message.clone().unwrap();
+    assert!(
+        message.contains(&format!("now points to {}", moved.digest)),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "this Deployment runs {}, pinned 2026-11-30T12:00:00Z",
+            app.digest
+        )),
+        "{message}"
+    );
+    let drift_metric = async || {
+        let mut total = 0.0;
+        for r in &replicas {
+            total += r
+                .sample("tagpin_tag_drift{", "workload=\"web\",container=\"main\"")
+                .await
+                .unwrap_or(0.0);
+        }
+        total
+    };
+    assert_eq!(drift_metric().await, 1.0, "the leader's gauge only");
+
+    // Two replicas, two Pods, several rounds: still one Event.
+    let after = rounds(&replicas).await;
+    wait_for("two more rounds", WAIT, || async {
+        (rounds(&replicas).await >= after + 2.0).then_some(())
+    })
+    .await;
+    let found = events(&client, &ns.name, "TagMoved").await;
+    assert_eq!(
+        found.len(),
+        1,
+        "{:?}\n{}",
+        found.iter().map(|e| e.name_any()).collect::<Vec<_>>(),
+        logs()
+    );
+    assert_eq!(found[0].count, Some(1));
+
+    // Today's policy wants a signature the running digest does not have.
+    let cosign = Cosign::generate(&registry);
+    config(
+        dir.path(),
+        &registry,
+        &format!(
+            "verification:\n  noMatch: deny\n  rules:\n    - name: release\n      images: [\"{}/watch/**\"]\n      signatures:\n        anyOf:\n          - key: {{file: {}}}\n            tlog: waived\n",
+            registry.host,
+            cosign.public_key().display()
+        ),
+    );
+    let found = wait_for("a PolicyViolation Event", WAIT, || async {
+        let found = events(&client, &ns.name, "PolicyViolation").await;
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    assert_eq!(found.len(), 1, "{}", logs());
+    assert_eq!(found[0].involved_object.name.as_deref(), Some("web"));
+    let message = found[0].message.clone().unwrap();
+    assert!(
+        message.contains(&app.digest) && message.contains("rule release"),
+        "{message}"
+    );
+    // It reports; it never acts.
+    let list = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 2);
+}
