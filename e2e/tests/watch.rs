@@ -170,6 +170,22 @@ async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
     })
     .await;
 
+    // A registry that refuses connections: an error metric, never drift.
+    let gone = PushedImage {
+        digest: app.digest.clone(),
+        reference: "127.0.0.1:9/watch/gone:1".to_owned(),
+    };
+    let mut gone_pod = deployment(&gone)["spec"]["template"].clone();
+    gone_pod["metadata"] = json!({"name": "gone", "annotations": {"tagpin.dev/images": json!([{
+        "path": "/spec/containers/0/image", "original": gone.reference, "image": gone.reference,
+        "digest": gone.digest, "resolvedAt": "2026-11-30T12:00:00Z", "verdict": "verified"}]).to_string()}});
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(gone_pod).unwrap(),
+    )
+    .await
+    .unwrap();
+
     let path = config(dir.path(), &registry, "");
     let lease = format!("tagpin-watch-{}", unique_suffix());
     let replicas = [
@@ -253,8 +269,13 @@ async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
             cosign.public_key().display()
         ),
     );
+    let on_web = async || {
+        let mut found = events(&client, &ns.name, "PolicyViolation").await;
+        found.retain(|e| e.involved_object.name.as_deref() == Some("web"));
+        found
+    };
     let found = wait_for("a PolicyViolation Event", WAIT, || async {
-        let found = events(&client, &ns.name, "PolicyViolation").await;
+        let found = on_web().await;
         (!found.is_empty()).then_some(found)
     })
     .await;
@@ -265,10 +286,20 @@ async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
         message.contains(&app.digest) && message.contains("rule release"),
         "{message}"
     );
+    let after = rounds(&replicas).await;
+    wait_for("another round", WAIT, || async {
+        (rounds(&replicas).await >= after + 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(on_web().await.len(), 1, "reported once");
     // It reports; it never acts.
     let list = pods
         .list(&ListParams::default().labels("app=web"))
         .await
         .unwrap();
     assert_eq!(list.items.len(), 2);
+    assert_eq!(
+        pods.list(&ListParams::default()).await.unwrap().items.len(),
+        3
+    );
 }

@@ -242,3 +242,51 @@ fn policy_violation(row: &Row) -> Option<Finding> {
         key: format!("{}|{digest}|{verdict}{rule}", row.container),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::rows::{DriftCheck, test_row};
+
+    const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+    fn checked(pod: &str, now: Option<&str>, error: Option<&str>) -> Row {
+        let mut row = test_row("ns", pod, &format!("reg.example/app:1.4@{A}"), Some(A));
+        row.drift = Some(DriftCheck {
+            tag: "reg.example/app:1.4".to_owned(),
+            now: now.map(str::to_owned),
+            error: error.map(str::to_owned),
+        });
+        row.refresh_flags();
+        row
+    }
+
+    #[test]
+    fn a_moved_tag_is_one_finding_per_workload_and_container_whatever_the_pods() {
+        let found = findings(&[checked("a", Some(B), None), checked("a", Some(B), None)]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].reason, "TagMoved");
+        assert!(
+            found[0].message.starts_with(&format!(
+                "reg.example/app:1.4 now points to {B}; this Pod runs {A}"
+            )),
+            "{}",
+            found[0].message
+        );
+    }
+
+    #[test]
+    fn a_tag_that_moves_again_is_a_new_finding() {
+        let first = findings(&[checked("a", Some(B), None)]);
+        let again = findings(&[checked("a", Some(C), None)]);
+        assert_ne!(first[0].key, again[0].key);
+    }
+
+    #[test]
+    fn an_unmoved_tag_or_a_registry_outage_is_no_finding() {
+        assert!(findings(&[checked("a", Some(A), None)]).is_empty());
+        assert!(findings(&[checked("a", None, Some("127.0.0.1:9 is unreachable"))]).is_empty());
+    }
+}
