@@ -13,8 +13,9 @@ use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use tagpin_e2e::cluster::{TestNamespace, client, kubeconfig, wait_for};
+use tagpin_e2e::cluster::{TestNamespace, client, kubeconfig, kubectl, wait_for};
 use tagpin_e2e::cosign::Cosign;
+use tagpin_e2e::env::repo_root;
 use tagpin_e2e::registry::unique_suffix;
 use tagpin_e2e::tagpin::tagpin_bin;
 use tagpin_e2e::{PushedImage, TestRegistry};
@@ -28,7 +29,15 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(ns: &str, config: &Path, lease: &str, identity: &str, log: &Path) -> Self {
+    /// Watches `ns`, elected through Lease `lease` (`namespace/name`), as `kube` allows.
+    fn start(
+        ns: &str,
+        config: &Path,
+        lease: (&str, &str),
+        identity: &str,
+        kube: &Path,
+        log: &Path,
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -45,16 +54,16 @@ impl Replica {
                 "4",
             ])
             .args([
-                "--lease-name",
-                lease,
                 "--lease-namespace",
-                ns,
+                lease.0,
+                "--lease-name",
+                lease.1,
                 "--identity",
                 identity,
             ])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--config"])
             .arg(config)
-            .env("KUBECONFIG", kubeconfig())
+            .env("KUBECONFIG", kube)
             .env("TAGPIN_LOG", "info")
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("TAGPIN_CONFIG")
@@ -137,30 +146,26 @@ fn deployment(app: &PushedImage) -> Value {
     })
 }
 
-#[tokio::test]
-async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
-    let client = client().await;
-    let ns = TestNamespace::create(&client, "watch", &[]).await;
-    let registry = TestRegistry::tls();
-    let dir = tempfile::tempdir().unwrap();
+/// The pull secret, tag `1.4` pushed, and Deployment `web` (two Pods) pinned to it.
+async fn deploy_web(client: &Client, ns: &str, registry: &TestRegistry) -> (String, PushedImage) {
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "pull"},
         "type": "kubernetes.io/dockerconfigjson",
         "stringData": {".dockerconfigjson": registry.docker_config_json()},
     }))
     .unwrap();
-    Api::<Secret>::namespaced(client.clone(), &ns.name)
+    Api::<Secret>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
     let repo = format!("watch/app-{}", unique_suffix());
     let app = registry.push_image(&repo, "1.4", "first").await.unwrap();
     let deploy: Deployment = serde_json::from_value(deployment(&app)).unwrap();
-    Api::<Deployment>::namespaced(client.clone(), &ns.name)
+    Api::<Deployment>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &deploy)
         .await
         .unwrap();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     wait_for("the Deployment's two Pods", WAIT, || async {
         let list = pods
             .list(&ListParams::default().labels("app=web"))
@@ -170,6 +175,17 @@ async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
     })
     .await;
 
+    (repo, app)
+}
+
+#[tokio::test]
+async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "watch", &[]).await;
+    let registry = TestRegistry::tls();
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, app) = deploy_web(&client, &ns.name, &registry).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     // A registry that refuses connections: an error metric, never drift.
     let gone = PushedImage {
         digest: app.digest.clone(),
@@ -189,8 +205,22 @@ async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
     let path = config(dir.path(), &registry, "");
     let lease = format!("tagpin-watch-{}", unique_suffix());
     let replicas = [
-        Replica::start(&ns.name, &path, &lease, "a", &dir.path().join("a.log")),
-        Replica::start(&ns.name, &path, &lease, "b", &dir.path().join("b.log")),
+        Replica::start(
+            &ns.name,
+            &path,
+            (&ns.name, &lease),
+            "a",
+            &kubeconfig(),
+            &dir.path().join("a.log"),
+        ),
+        Replica::start(
+            &ns.name,
+            &path,
+            (&ns.name, &lease),
+            "b",
+            &kubeconfig(),
+            &dir.path().join("b.log"),
+        ),
     ];
     let logs = || {
         ["a.log", "b.log"]
@@ -302,4 +332,84 @@ async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
         pods.list(&ListParams::default()).await.unwrap().items.len(),
         3
     );
+}
+
+/// A kubeconfig for ServiceAccount `tagpin-system/tagpin-watch` with exactly the rights
+/// `manifests/components/drift-watch` grants it.
+fn watch_service_account(dir: &Path) -> PathBuf {
+    let manifests = repo_root().join("manifests");
+    let out = kubectl()
+        .arg("apply")
+        .arg("-f")
+        .arg(manifests.join("base/namespace.yaml"))
+        .arg("-f")
+        .arg(manifests.join("components/drift-watch/rbac.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kubectl()
+        .args([
+            "create",
+            "token",
+            "tagpin-watch",
+            "-n",
+            "tagpin-system",
+            "--duration=1h",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let text = std::fs::read_to_string(kubeconfig()).unwrap();
+    let mut config: Value = serde_norway::from_str(&text).unwrap();
+    config["users"] = json!([{"name": "tagpin-watch", "user": {"token": token}}]);
+    config["contexts"][0]["context"]["user"] = json!("tagpin-watch");
+    config["current-context"] = config["contexts"][0]["name"].clone();
+    let path = dir.join("tagpin-watch.kubeconfig");
+    std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn the_manifests_rbac_is_enough_to_report_on_the_deployment() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "watch-rbac", &[]).await;
+    let registry = TestRegistry::tls();
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, app) = deploy_web(&client, &ns.name, &registry).await;
+    let kube = watch_service_account(dir.path());
+    let path = config(dir.path(), &registry, "");
+    let lease = format!("tagpin-watch-{}", unique_suffix());
+    let log = dir.path().join("watch.log");
+    let replica = Replica::start(&ns.name, &path, ("tagpin-system", &lease), "a", &kube, &log);
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("a first round", WAIT, || async {
+        (rounds(std::slice::from_ref(&replica)).await >= 1.0).then_some(())
+    })
+    .await;
+    let moved = registry.push_image(&repo, "1.4", "second").await.unwrap();
+    assert_ne!(moved.digest, app.digest);
+    // On the Deployment: the ReplicaSet and Deployment could be read, and the Event created.
+    let found = wait_for("a TagMoved Event", WAIT, || async {
+        let found = events(&client, &ns.name, "TagMoved").await;
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    assert_eq!(
+        found[0].involved_object.kind.as_deref(),
+        Some("Deployment"),
+        "{}",
+        logs()
+    );
+    let errors = replica.sample("tagpin_watch_errors_total", "").await;
+    assert_eq!(errors, Some(0.0), "{}", logs());
+    assert!(!logs().to_lowercase().contains("forbidden"), "{}", logs());
 }
