@@ -18,6 +18,7 @@ use crate::resolving::ImageResolver;
 use crate::watch::events::EventSink;
 use crate::watch::lease::LeaderLease;
 use crate::watch::metrics::WatchMetrics;
+use crate::watch::owners::OwnerStores;
 use crate::watch::{Watch, http};
 
 /// Runs rounds while this replica leads, until SIGTERM or SIGINT.
@@ -64,10 +65,10 @@ pub async fn run(args: &WatchArgs) -> anyhow::Result<()> {
     };
     let pods = reflect(pods, watcher::Config::default());
     let cluster = Cluster::start(client.clone(), false, super::docker_config(&config)?);
+    let owners = OwnerStores::start(&client, &scope);
     let mut watch = Watch {
-        client: client.clone(),
-        scope,
         pods: pods.clone(),
+        owners,
         cluster: cluster.clone(),
         resolver,
         config_path: args.config.clone(),
@@ -84,6 +85,10 @@ pub async fn run(args: &WatchArgs) -> anyhow::Result<()> {
 async fn rounds(watch: &mut Watch, leading: &AtomicBool, interval: f64) {
     let _ = watch.pods.wait_until_ready().await;
     watch.cluster.ready().await;
+    // Until every owner kind is listed, a Pod would be reported on its ReplicaSet.
+    while !watch.owners.ready() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     loop {
         let leads = leading.load(Ordering::SeqCst);
         watch.metrics.leading(leads);

@@ -7,19 +7,18 @@ pub mod events;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod owners;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::Client;
 use kube::runtime::reflector::Store;
 use tagpin_resolver::Resolver;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::inventory::collect::{self, Scope};
 use crate::inventory::output::Progress;
 use crate::inventory::{Flag, Row, drift, policy, rows};
 use crate::verification::RegistryVerifier;
@@ -28,12 +27,10 @@ use metrics::{ContainerLabels, WatchMetrics};
 
 /// Everything one round reads and reports to.
 pub struct Watch {
-    /// The API server.
-    pub client: Client,
-    /// Namespaces watched.
-    pub scope: Scope,
     /// Pods, kept by a watch.
     pub pods: Store<Pod>,
+    /// The metadata of their owners, kept by watches.
+    pub owners: owners::OwnerStores,
     /// Pull secrets and ServiceAccounts, kept by watches.
     pub cluster: Arc<Cluster>,
     /// Shared by every round: its cache and single-flight bound registry load.
@@ -52,7 +49,7 @@ impl Watch {
     /// One round: re-check, export, report.
     pub async fn round(&mut self) {
         self.reload();
-        let mut rows = self.rows().await;
+        let mut rows = self.rows();
         let quiet = Progress::new(false);
         drift::check(
             &mut rows,
@@ -106,17 +103,12 @@ impl Watch {
     }
 
     /// Pinned containers of the Pods that run or are about to.
-    async fn rows(&self) -> Vec<Row> {
-        let pods: Vec<Pod> = self
-            .pods
+    fn rows(&self) -> Vec<Row> {
+        let owners = self.owners.index(self.config.kinds.clone());
+        self.pods
             .state()
             .iter()
             .filter(|p| live(p))
-            .map(|p| (**p).clone())
-            .collect();
-        let owners =
-            collect::owners(&self.client, &self.scope, &pods, self.config.kinds.clone()).await;
-        pods.iter()
             .flat_map(|p| rows::pod_rows(p, &owners))
             .filter(|r| r.pinned_digest.is_some())
             .collect()
