@@ -395,6 +395,19 @@ async fn the_manifests_rbac_is_enough_to_report_on_the_deployment() {
         (rounds(std::slice::from_ref(&replica)).await >= 1.0).then_some(())
     })
     .await;
+    // Two Pods run the tag: one registry request per round, not one per Pod.
+    let replicas = std::slice::from_ref(&replica);
+    wait_for("three rounds", WAIT, || async {
+        (rounds(replicas).await >= 3.0).then_some(())
+    })
+    .await;
+    let before = rounds(replicas).await;
+    let heads = registry.manifest_requests("HEAD", &repo, "1.4").await;
+    let after = rounds(replicas).await;
+    assert!(
+        heads as f64 >= before && heads as f64 <= after + 1.0,
+        "{heads} HEAD requests in {before}..{after} rounds"
+    );
     let moved = registry.push_image(&repo, "1.4", "second").await.unwrap();
     assert_ne!(moved.digest, app.digest);
     // On the Deployment: the ReplicaSet and Deployment could be read, and the Event created.
