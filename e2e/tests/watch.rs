@@ -29,12 +29,13 @@ struct Replica {
 }
 
 impl Replica {
-    /// Watches `ns`, elected through Lease `lease` (`namespace/name`), as `kube` allows.
+    /// Watches `ns`, elected through Lease `lease` (`namespace/name`), as `kube` allows,
+    /// with `flags` (`--identity`, `--interval`).
     fn start(
         ns: &str,
         config: &Path,
         lease: (&str, &str),
-        identity: &str,
+        flags: &[&str],
         kube: &Path,
         log: &Path,
     ) -> Self {
@@ -44,23 +45,9 @@ impl Replica {
             .unwrap()
             .port();
         let child = Command::new(tagpin_bin())
-            .args([
-                "watch",
-                "-n",
-                ns,
-                "--interval",
-                "2",
-                "--lease-duration",
-                "4",
-            ])
-            .args([
-                "--lease-namespace",
-                lease.0,
-                "--lease-name",
-                lease.1,
-                "--identity",
-                identity,
-            ])
+            .args(["watch", "-n", ns, "--lease-duration", "4"])
+            .args(["--lease-namespace", lease.0, "--lease-name", lease.1])
+            .args(flags)
             .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--config"])
             .arg(config)
             .env("KUBECONFIG", kube)
@@ -209,7 +196,7 @@ async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
             &ns.name,
             &path,
             (&ns.name, &lease),
-            "a",
+            &["--identity", "a", "--interval", "2"],
             &kubeconfig(),
             &dir.path().join("a.log"),
         ),
@@ -217,7 +204,7 @@ async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
             &ns.name,
             &path,
             (&ns.name, &lease),
-            "b",
+            &["--identity", "b", "--interval", "2"],
             &kubeconfig(),
             &dir.path().join("b.log"),
         ),
@@ -389,7 +376,15 @@ async fn the_manifests_rbac_is_enough_to_report_on_the_deployment() {
     let path = config(dir.path(), &registry, "");
     let lease = format!("tagpin-watch-{}", unique_suffix());
     let log = dir.path().join("watch.log");
-    let replica = Replica::start(&ns.name, &path, ("tagpin-system", &lease), "a", &kube, &log);
+    let flags = ["--identity", "a", "--interval", "2"];
+    let replica = Replica::start(
+        &ns.name,
+        &path,
+        ("tagpin-system", &lease),
+        &flags,
+        &kube,
+        &log,
+    );
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
     wait_for("a first round", WAIT, || async {
         (rounds(std::slice::from_ref(&replica)).await >= 1.0).then_some(())
@@ -425,4 +420,54 @@ async fn the_manifests_rbac_is_enough_to_report_on_the_deployment() {
     let errors = replica.sample("tagpin_watch_errors_total", "").await;
     assert_eq!(errors, Some(0.0), "{}", logs());
     assert!(!logs().to_lowercase().contains("forbidden"), "{}", logs());
+}
+
+#[tokio::test]
+async fn a_policy_change_is_checked_at_once_not_at_the_next_interval() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "watch-reload", &[]).await;
+    let registry = TestRegistry::tls();
+    let dir = tempfile::tempdir().unwrap();
+    deploy_web(&client, &ns.name, &registry).await;
+    let path = config(dir.path(), &registry, "");
+    let lease = format!("tagpin-watch-{}", unique_suffix());
+    let log = dir.path().join("watch.log");
+    let flags = ["--identity", "a", "--interval", "600"];
+    let replica = Replica::start(
+        &ns.name,
+        &path,
+        (&ns.name, &lease),
+        &flags,
+        &kubeconfig(),
+        &log,
+    );
+    let replicas = std::slice::from_ref(&replica);
+    wait_for("a first round", WAIT, || async {
+        (rounds(replicas).await >= 1.0).then_some(())
+    })
+    .await;
+    // A policy every image fails: no rule matches and unmatched images are denied.
+    config(
+        dir.path(),
+        &registry,
+        "verification:\n  noMatch: deny\n  rules: []\n",
+    );
+    let found = wait_for(
+        "a PolicyViolation Event well before the interval",
+        WAIT,
+        || async {
+            let found = events(&client, &ns.name, "PolicyViolation").await;
+            (!found.is_empty()).then_some(found)
+        },
+    )
+    .await;
+    assert_eq!(found[0].involved_object.name.as_deref(), Some("web"));
+    assert_eq!(
+        replica
+            .sample("tagpin_policy_violation{", "workload=\"web\"")
+            .await,
+        Some(1.0),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }

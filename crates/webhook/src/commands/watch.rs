@@ -1,5 +1,6 @@
 //! `tagpin watch`: the drift and policy watch, one leader among its replicas.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -82,6 +83,10 @@ pub async fn run(args: &WatchArgs) -> anyhow::Result<()> {
     }
 }
 
+/// How often the config file is looked at between rounds. A ConfigMap update shows up as
+/// a new file through the kubelet's symlink swap, which changes its metadata too.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
 async fn rounds(watch: &mut Watch, leading: &AtomicBool, interval: f64) {
     let _ = watch.pods.wait_until_ready().await;
     watch.cluster.ready().await;
@@ -95,7 +100,25 @@ async fn rounds(watch: &mut Watch, leading: &AtomicBool, interval: f64) {
         if leads {
             watch.round().await;
         }
-        tokio::time::sleep(jittered(interval)).await;
+        next_round(watch.config_path.as_deref(), jittered(interval)).await;
+    }
+}
+
+/// Waits `wait`, or less when the config file changes: a new policy is checked at once.
+async fn next_round(config: Option<&Path>, wait: Duration) {
+    let stamp = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let before = config.map(stamp);
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(CONFIG_POLL.min(deadline - tokio::time::Instant::now())).await;
+        if config.map(stamp) != before {
+            tracing::info!("the config file changed; checking again now");
+            return;
+        }
     }
 }
 
