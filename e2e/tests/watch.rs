@@ -45,7 +45,7 @@ impl Replica {
             .unwrap()
             .port();
         let child = Command::new(tagpin_bin())
-            .args(["watch", "-n", ns, "--lease-duration", "4"])
+            .args(["watch", "-n", ns])
             .args(["--lease-namespace", lease.0, "--lease-name", lease.1])
             .args(flags)
             .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--config"])
@@ -71,6 +71,16 @@ impl Replica {
         text.lines()
             .find(|l| l.starts_with(prefix) && l.contains(has))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+}
+
+impl Replica {
+    /// Sends SIGTERM, as the kubelet does, and waits for the exit.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
     }
 }
 
@@ -196,7 +206,14 @@ async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
             &ns.name,
             &path,
             (&ns.name, &lease),
-            &["--identity", "a", "--interval", "2"],
+            &[
+                "--identity",
+                "a",
+                "--interval",
+                "2",
+                "--lease-duration",
+                "4",
+            ],
             &kubeconfig(),
             &dir.path().join("a.log"),
         ),
@@ -204,7 +221,14 @@ async fn two_replicas_report_a_moved_tag_once_and_a_tightened_policy() {
             &ns.name,
             &path,
             (&ns.name, &lease),
-            &["--identity", "b", "--interval", "2"],
+            &[
+                "--identity",
+                "b",
+                "--interval",
+                "2",
+                "--lease-duration",
+                "4",
+            ],
             &kubeconfig(),
             &dir.path().join("b.log"),
         ),
@@ -376,7 +400,14 @@ async fn the_manifests_rbac_is_enough_to_report_on_the_deployment() {
     let path = config(dir.path(), &registry, "");
     let lease = format!("tagpin-watch-{}", unique_suffix());
     let log = dir.path().join("watch.log");
-    let flags = ["--identity", "a", "--interval", "2"];
+    let flags = [
+        "--identity",
+        "a",
+        "--interval",
+        "2",
+        "--lease-duration",
+        "4",
+    ];
     let replica = Replica::start(
         &ns.name,
         &path,
@@ -432,7 +463,14 @@ async fn a_policy_change_is_checked_at_once_not_at_the_next_interval() {
     let path = config(dir.path(), &registry, "");
     let lease = format!("tagpin-watch-{}", unique_suffix());
     let log = dir.path().join("watch.log");
-    let flags = ["--identity", "a", "--interval", "600"];
+    let flags = [
+        "--identity",
+        "a",
+        "--interval",
+        "600",
+        "--lease-duration",
+        "4",
+    ];
     let replica = Replica::start(
         &ns.name,
         &path,
@@ -470,4 +508,55 @@ async fn a_policy_change_is_checked_at_once_not_at_the_next_interval() {
         "{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
+}
+
+#[tokio::test]
+async fn a_leader_that_shuts_down_hands_over_at_once_not_when_its_lease_expires() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "watch-lease", &[]).await;
+    let registry = TestRegistry::tls();
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), &registry, "");
+    let lease = format!("tagpin-watch-{}", unique_suffix());
+    // Renewed every 30 s: without a handover, b could lead only 60 s or more after a stops.
+    let start = |id: &str| {
+        let flags = [
+            "--identity",
+            id,
+            "--interval",
+            "1",
+            "--lease-duration",
+            "90",
+        ];
+        let log = dir.path().join(format!("{id}.log"));
+        Replica::start(
+            &ns.name,
+            &path,
+            (&ns.name, &lease),
+            &flags,
+            &kubeconfig(),
+            &log,
+        )
+    };
+    let mut a = start("a");
+    wait_for("a leads", WAIT, || async {
+        (a.sample("tagpin_watch_leader", "").await == Some(1.0)).then_some(())
+    })
+    .await;
+    let b = start("b");
+    wait_for("b follows", WAIT, || async {
+        (b.sample("tagpin_watch_leader", "").await == Some(0.0)).then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    assert!(a.terminate().success());
+    wait_for("b leads", Duration::from_secs(45), || async {
+        (b.sample("tagpin_watch_leader", "").await == Some(1.0)).then_some(())
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(45));
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &ns.name);
+    let held = leases.get(&lease).await.unwrap();
+    assert_eq!(held.spec.unwrap().holder_identity.as_deref(), Some("b"));
 }

@@ -48,14 +48,14 @@ pub async fn run(args: &WatchArgs) -> anyhow::Result<()> {
         .lease_namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_owned());
-    LeaderLease::new(
+    let lease = Arc::new(LeaderLease::new(
         client.clone(),
         &lease_namespace,
         &args.lease_name,
         &identity,
         args.lease_duration,
-    )
-    .spawn(leading.clone());
+    ));
+    lease.clone().spawn(leading.clone());
 
     let (scope, pods) = match &args.namespace {
         Some(ns) => (
@@ -78,9 +78,13 @@ pub async fn run(args: &WatchArgs) -> anyhow::Result<()> {
         events: EventSink::new(client, &identity),
     };
     tokio::select! {
-        () = rounds(&mut watch, &leading, args.interval) => Ok(()),
-        () = super::serve::shutdown_signal() => Ok(()),
+        () = rounds(&mut watch, &leading, args.interval) => {}
+        () = super::serve::shutdown_signal() => {}
     }
+    if let Err(e) = lease.release().await {
+        tracing::warn!(error = %e, "cannot give up the lease; another replica takes over once it expires");
+    }
+    Ok(())
 }
 
 /// How often the config file is looked at between rounds. A ConfigMap update shows up as
