@@ -39,7 +39,16 @@ fn ref_rejects_invalid_input_with_exit_2_and_one_line() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["ref", "resolve", "verify", "serve", "review", "certs"] {
+    for sub in [
+        "ref",
+        "resolve",
+        "verify",
+        "serve",
+        "review",
+        "certs",
+        "inventory",
+        "watch",
+    ] {
         let out = tagpin().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success(), "{sub}");
         assert!(
@@ -231,4 +240,19 @@ fn verify_needs_a_policy() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("verification:"), "{stderr}");
+}
+
+#[test]
+fn watch_refuses_an_interval_below_one_second_before_reaching_the_cluster() {
+    let out = tagpin()
+        .args(["watch", "--interval", "0.1"])
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("--interval must be at least 1 second"),
+        "{stderr}"
+    );
 }
