@@ -91,6 +91,12 @@ impl EventSink {
         Ok(created)
     }
 
+    /// Forgets what is no longer found, so memory follows the cluster, not its history.
+    pub fn keep_only(&mut self, current: &[Finding]) {
+        let names: HashSet<String> = current.iter().map(event_name).collect();
+        self.reported.retain(|n| names.contains(n));
+    }
+
     fn event(&self, name: &str, finding: &Finding) -> Event {
         let now = Timestamp::now();
         let w = &finding.workload;

@@ -63,8 +63,9 @@ impl Watch {
             policy::check(&mut rows, verifier, self.cluster.as_ref(), &quiet).await;
         }
         self.export(&rows);
-        for finding in findings(&rows) {
-            match self.events.report(&finding).await {
+        let findings = findings(&rows);
+        for finding in &findings {
+            match self.events.report(finding).await {
                 Ok(true) => tracing::warn!(
                     reason = finding.reason,
                     namespace = %finding.workload.namespace,
@@ -78,6 +79,7 @@ impl Watch {
                 }
             }
         }
+        self.events.keep_only(&findings);
         self.metrics.round();
     }
 
