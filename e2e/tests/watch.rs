@@ -484,6 +484,20 @@ async fn a_policy_change_is_checked_at_once_not_at_the_next_interval() {
         (rounds(replicas).await >= 1.0).then_some(())
     })
     .await;
+    // A config that no longer loads: an error metric, and the last good config stays.
+    config(dir.path(), &registry, "verification: [not, a, policy");
+    wait_for("a config error", WAIT, || async {
+        let errors = replica
+            .sample("tagpin_watch_errors_total", "check=\"config\"")
+            .await;
+        (errors >= Some(1.0)).then_some(())
+    })
+    .await;
+    assert!(
+        events(&client, &ns.name, "PolicyViolation")
+            .await
+            .is_empty()
+    );
     // A policy every image fails: no rule matches and unmatched images are denied.
     config(
         dir.path(),
