@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks and applies tagpin's kustomize manifests against the local control plane.
 #   hack/manifests.sh check                     render every overlay; server-side dry-run of the base
+#                                                and of the optional drift watch
 #   hack/manifests.sh local-webhook CA_PEM [URL] apply manifests/overlays/local-url with CA_PEM as caBundle
 #   hack/manifests.sh local-webhook-delete       remove the webhook configuration again
 #   hack/manifests.sh sa-kubeconfig [FILE]       kubeconfig for ServiceAccount tagpin-system/tagpin
@@ -15,7 +16,7 @@ M="$REPO/manifests"
 
 check() {
   local k
-  for k in base overlays/cert-manager overlays/self-signed overlays/local-url; do
+  for k in base overlays/cert-manager overlays/self-signed overlays/local-url overlays/drift-watch; do
     "$KUBECTL" kustomize "$M/$k" >/dev/null || die "manifests/$k does not render"
   done
   [[ -n "${KUBECONFIG:-}" ]] || die "KUBECONFIG unset: source \$TAGPIN_STATE/control-plane.env"
@@ -24,6 +25,8 @@ check() {
   "$KUBECTL" apply -f "$M/base/namespace.yaml" >/dev/null
   "$KUBECTL" apply --dry-run=server -k "$M/base" >/dev/null ||
     die "the API server rejects manifests/base"
+  "$KUBECTL" apply --dry-run=server -k "$M/overlays/drift-watch" >/dev/null ||
+    die "the API server rejects manifests/components/drift-watch"
   log "manifests render; the API server accepts manifests/base"
 }
 

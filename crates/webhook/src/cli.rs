@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod inventory;
+mod watch;
+pub use inventory::{FailOn, InventoryArgs};
+pub use watch::WatchArgs;
+
 /// Pins every container image of Kubernetes workloads to its registry digest.
 #[derive(Debug, Parser)]
 #[command(name = "tagpin", version, about, long_about = None, propagate_version = true)]
@@ -130,6 +135,12 @@ pub enum Command {
         #[arg(value_name = "FILE", default_value = "-")]
         input: PathBuf,
     },
+
+    /// List every container of every Pod with its digest and tagpin's record, for audits.
+    Inventory(InventoryArgs),
+
+    /// Watch running Pods and report moved tags and policy violations as Events and metrics.
+    Watch(WatchArgs),
 
     /// Create a self-signed CA and a serving certificate for bootstrapping the webhook.
     Certs {

@@ -12,8 +12,10 @@ use tagpin_resolver::{DockerConfig, Keychain};
 
 use crate::credentials::ClusterState;
 
-const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
-const DOCKER_CFG: &str = "kubernetes.io/dockercfg";
+/// Type of the pull secrets tagpin reads (and of the legacy form below).
+pub const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
+/// Type of legacy `.dockercfg` pull secrets.
+pub const DOCKER_CFG: &str = "kubernetes.io/dockercfg";
 
 /// Parsed pull secrets, keyed by namespace and name, valid for one resourceVersion.
 type ParsedSecrets = HashMap<(String, String), (Option<String>, Option<Arc<DockerConfig>>)>;
@@ -64,6 +66,39 @@ impl Cluster {
             service_accounts,
             docker_config,
         ))
+    }
+
+    /// A fixed view of pull secrets and ServiceAccounts listed once, for one-shot commands
+    /// (`tagpin inventory`) that need the same credential order as admission, not watches.
+    pub fn from_objects(
+        secrets: Vec<Secret>,
+        service_accounts: Vec<ServiceAccount>,
+        docker_config: Option<Arc<DockerConfig>>,
+    ) -> Self {
+        let (secret_store, mut secret_writer) = reflector::store::<Secret>();
+        let (legacy_store, mut legacy_writer) = reflector::store::<Secret>();
+        let (account_store, mut account_writer) = reflector::store::<ServiceAccount>();
+        for secret in secrets {
+            match secret.type_.as_deref() {
+                Some(DOCKER_CONFIG_JSON) => {
+                    secret_writer.apply_watcher_event(&watcher::Event::Apply(secret));
+                }
+                Some(DOCKER_CFG) => {
+                    legacy_writer.apply_watcher_event(&watcher::Event::Apply(secret));
+                }
+                _ => {}
+            }
+        }
+        for account in service_accounts {
+            account_writer.apply_watcher_event(&watcher::Event::Apply(account));
+        }
+        Self::from_stores(
+            None,
+            secret_store,
+            legacy_store,
+            account_store,
+            docker_config,
+        )
     }
 
     fn from_stores(
@@ -198,7 +233,8 @@ impl ClusterState for Cluster {
     }
 }
 
-fn reflect<K>(api: Api<K>, config: watcher::Config) -> Store<K>
+/// A store kept up to date by a watch, retried with backoff, without managed fields.
+pub(crate) fn reflect<K>(api: Api<K>, config: watcher::Config) -> Store<K>
 where
     K: Resource<DynamicType = ()>
         + Clone

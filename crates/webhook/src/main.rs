@@ -43,7 +43,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let default_level = match cli.command {
-        Command::Serve { .. } => "info",
+        Command::Serve { .. } | Command::Watch(_) => "info",
         _ => "warn",
     };
     logging::init(
@@ -97,6 +97,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Review { config, input } => {
                 commands::review::run(config.as_deref(), &input).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Inventory(args) => commands::inventory::run(&args).await,
+            Command::Watch(args) => {
+                commands::watch::run(&args).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Ref { .. } | Command::Certs { .. } => Ok(ExitCode::SUCCESS),

@@ -141,7 +141,7 @@ impl Metrics {
 }
 
 /// Reads the resolver's monotonic counters at scrape time.
-struct ResolverCollector(Arc<dyn ImageResolver>);
+pub(crate) struct ResolverCollector(pub(crate) Arc<dyn ImageResolver>);
 
 impl std::fmt::Debug for ResolverCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

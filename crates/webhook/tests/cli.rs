@@ -40,7 +40,15 @@ fn ref_rejects_invalid_input_with_exit_2_and_one_line() {
 #[test]
 fn every_subcommand_has_help() {
     for sub in [
-        "ref", "resolve", "verify", "pin", "serve", "review", "certs",
+        "ref",
+        "resolve",
+        "verify",
+        "pin",
+        "serve",
+        "review",
+        "certs",
+        "inventory",
+        "watch",
     ] {
         let out = tagpin().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success(), "{sub}");
@@ -429,5 +437,20 @@ async fn one_failure_is_told_in_each_fields_spelling() {
              /spec/containers/0/image: {short}: registry {refused} is unreachable: connection refused; \
              /spec/containers/1/image: {long}: registry {refused} is unreachable: connection refused"
         )
+    );
+}
+
+#[test]
+fn watch_refuses_an_interval_below_one_second_before_reaching_the_cluster() {
+    let out = tagpin()
+        .args(["watch", "--interval", "0.1"])
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("--interval must be at least 1 second"),
+        "{stderr}"
     );
 }

@@ -1,12 +1,14 @@
 //! One module per subcommand.
 
 pub mod certs;
+pub mod inventory;
 pub mod pin;
 pub mod reference;
 pub mod resolve;
 pub mod review;
 pub mod serve;
 pub mod verify;
+pub mod watch;
 
 use std::sync::Arc;
 
