@@ -105,6 +105,34 @@ fn content_info(der: &[u8]) -> Result<AnyRef<'_>, String> {
 }
 
 fn parse(der: &[u8]) -> Result<Token<'_>, String> {
+    let sd = signed_data(der)?;
+    let tst_info = encapsulated_tst_info(&sd)?;
+    let (certificates, signer) = certificates_and_signer(&sd[3..])?;
+    let signer = signer_info(&signer)?;
+    let tst = tst_info_fields(tst_info)?;
+    Ok(Token {
+        tst_info,
+        imprint_hash: Hash::from_oid(&algorithm(&tst.imprint_alg, "timestamp message imprint")?)?,
+        imprint: tst.imprint.value(),
+        gen_time: generalized_time(tst.gen_time.value())?,
+        digest_hash: Hash::from_oid(&algorithm(
+            &signer.digest_alg,
+            "timestamp digest algorithm",
+        )?)?,
+        signed_attrs: signer.attrs.value(),
+        signature_alg: algorithm(&signer.sig_alg, "timestamp signature algorithm")?,
+        signature: signer.signature.value(),
+        // DER has one encoding, so re-encoding yields the shipped bytes.
+        certificates: certificates
+            .iter()
+            .map(|c| c.to_der().map_err(err("timestamp certificate")))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// The fields of the CMS SignedData inside the token: version, digestAlgorithms,
+/// encapContentInfo, `[0]` certificates?, `[1]` crls?, signerInfos.
+fn signed_data(der: &[u8]) -> Result<Vec<AnyRef<'_>>, String> {
     let ci = content_info(der)?;
     let ci = items(ci.value(), "timestamp token")?;
     let [content_type, content] = ci.as_slice() else {
@@ -116,8 +144,11 @@ fn parse(der: &[u8]) -> Result<Token<'_>, String> {
     expect(content, context(0, true), "timestamp content")?;
     let sd = one(content.value(), "timestamp signed data")?;
     expect(&sd, Tag::Sequence, "timestamp signed data")?;
-    let sd = items(sd.value(), "timestamp signed data")?;
-    // version, digestAlgorithms, encapContentInfo, [0] certs?, [1] crls?, signerInfos
+    items(sd.value(), "timestamp signed data")
+}
+
+/// The DER of the TSTInfo the signed data encapsulates, as signed.
+fn encapsulated_tst_info<'a>(sd: &[AnyRef<'a>]) -> Result<&'a [u8], String> {
     let encap = sd.get(2).ok_or("timestamp signed data is truncated")?;
     let encap = items(encap.value(), "timestamp encapsulated content")?;
     let [e_type, e_content] = encap.as_slice() else {
@@ -133,11 +164,17 @@ fn parse(der: &[u8]) -> Result<Token<'_>, String> {
     )?;
     let octets = one(e_content.value(), "timestamp encapsulated content")?;
     expect(&octets, Tag::OctetString, "timestamp encapsulated content")?;
-    let tst_info = octets.value();
+    Ok(octets.value())
+}
 
+/// The shipped certificates and the one signer info, from the fields after the
+/// encapsulated content.
+fn certificates_and_signer<'a>(
+    rest: &[AnyRef<'a>],
+) -> Result<(Vec<AnyRef<'a>>, AnyRef<'a>), String> {
     let mut certificates = Vec::new();
     let mut signer_infos = None;
-    for item in &sd[3..] {
+    for item in rest {
         if item.tag() == context(0, true) {
             for c in items(item.value(), "timestamp certificates")? {
                 if c.tag() == Tag::Sequence {
@@ -155,6 +192,18 @@ fn parse(der: &[u8]) -> Result<Token<'_>, String> {
             signer_infos.len()
         ));
     };
+    Ok((certificates, *signer))
+}
+
+/// The fields of a signer info that verification reads.
+struct SignerInfo<'a> {
+    digest_alg: AnyRef<'a>,
+    attrs: AnyRef<'a>,
+    sig_alg: AnyRef<'a>,
+    signature: AnyRef<'a>,
+}
+
+fn signer_info<'a>(signer: &AnyRef<'a>) -> Result<SignerInfo<'a>, String> {
     let si = items(signer.value(), "timestamp signer info")?;
     // version, sid, digestAlgorithm, [0] signedAttrs, signatureAlgorithm, signature
     let [_, _, digest_alg, attrs, sig_alg, signature, ..] = si.as_slice() else {
@@ -162,7 +211,22 @@ fn parse(der: &[u8]) -> Result<Token<'_>, String> {
     };
     expect(attrs, context(0, true), "timestamp signed attributes")?;
     expect(signature, Tag::OctetString, "timestamp signature")?;
+    Ok(SignerInfo {
+        digest_alg: *digest_alg,
+        attrs: *attrs,
+        sig_alg: *sig_alg,
+        signature: *signature,
+    })
+}
 
+/// The fields of a TSTInfo that verification reads.
+struct TstInfo<'a> {
+    imprint_alg: AnyRef<'a>,
+    imprint: AnyRef<'a>,
+    gen_time: AnyRef<'a>,
+}
+
+fn tst_info_fields(tst_info: &[u8]) -> Result<TstInfo<'_>, String> {
     let tst = one(tst_info, "timestamp TSTInfo")?;
     expect(&tst, Tag::Sequence, "timestamp TSTInfo")?;
     let tst = items(tst.value(), "timestamp TSTInfo")?;
@@ -176,21 +240,10 @@ fn parse(der: &[u8]) -> Result<Token<'_>, String> {
     };
     expect(imprint_value, Tag::OctetString, "timestamp message imprint")?;
     expect(gen_time, Tag::GeneralizedTime, "timestamp time")?;
-
-    Ok(Token {
-        tst_info,
-        imprint_hash: Hash::from_oid(&algorithm(imprint_alg, "timestamp message imprint")?)?,
-        imprint: imprint_value.value(),
-        gen_time: generalized_time(gen_time.value())?,
-        digest_hash: Hash::from_oid(&algorithm(digest_alg, "timestamp digest algorithm")?)?,
-        signed_attrs: attrs.value(),
-        signature_alg: algorithm(sig_alg, "timestamp signature algorithm")?,
-        signature: signature.value(),
-        // DER has one encoding, so re-encoding yields the shipped bytes.
-        certificates: certificates
-            .iter()
-            .map(|c| c.to_der().map_err(err("timestamp certificate")))
-            .collect::<Result<_, _>>()?,
+    Ok(TstInfo {
+        imprint_alg: *imprint_alg,
+        imprint: *imprint_value,
+        gen_time: *gen_time,
     })
 }
 
