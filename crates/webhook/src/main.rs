@@ -53,20 +53,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Resolve {
+    runtime.block_on(run_async(cli.command))
+}
+
+/// The commands that need the async runtime.
+async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Resolve {
+            config,
+            output,
+            images,
+        } => commands::resolve::run(config.as_deref(), output, &images).await,
+        Command::Verify {
+            config,
+            output,
+            images,
+        } => commands::verify::run(config.as_deref(), output, &images).await,
+        Command::Pin {
+            config,
+            write,
+            check,
+            diff,
+            update,
+            annotate,
+            krm,
+            output,
+            concurrency,
+            paths,
+        } => {
+            let request = commands::pin::Request {
                 config,
-                output,
-                images,
-            } => commands::resolve::run(config.as_deref(), output, &images).await,
-            Command::Verify {
-                config,
-                output,
-                images,
-            } => commands::verify::run(config.as_deref(), output, &images).await,
-            Command::Pin {
-                config,
+                paths,
                 write,
                 check,
                 diff,
@@ -75,36 +92,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 krm,
                 output,
                 concurrency,
-                paths,
-            } => {
-                let request = commands::pin::Request {
-                    config,
-                    paths,
-                    write,
-                    check,
-                    diff,
-                    update,
-                    annotate,
-                    krm,
-                    output,
-                    concurrency,
-                };
-                commands::pin::run(&request).await
-            }
-            Command::Serve { config } => {
-                commands::serve::run(config.as_deref()).await?;
-                Ok(ExitCode::SUCCESS)
-            }
-            Command::Review { config, input } => {
-                commands::review::run(config.as_deref(), &input).await?;
-                Ok(ExitCode::SUCCESS)
-            }
-            Command::Inventory(args) => commands::inventory::run(&args).await,
-            Command::Watch(args) => {
-                commands::watch::run(&args).await?;
-                Ok(ExitCode::SUCCESS)
-            }
-            Command::Ref { .. } | Command::Certs { .. } => Ok(ExitCode::SUCCESS),
+            };
+            commands::pin::run(&request).await
         }
-    })
+        Command::Serve { config } => {
+            commands::serve::run(config.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Review { config, input } => {
+            commands::review::run(config.as_deref(), &input).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inventory(args) => commands::inventory::run(&args).await,
+        Command::Watch(args) => {
+            commands::watch::run(&args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ref { .. } | Command::Certs { .. } => Ok(ExitCode::SUCCESS),
+    }
 }
