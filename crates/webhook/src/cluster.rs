@@ -366,6 +366,17 @@ mod tests {
     }
 
     #[test]
+    fn a_replaced_docker_config_is_used_by_the_next_keychain() {
+        let c = cluster();
+        let replaced = DockerConfig::parse(&docker_json("f.example", "rotated")).unwrap();
+        c.set_docker_config(Some(Arc::new(replaced)));
+        let k = c.keychain("apps", &[], "default");
+        assert_eq!(user(&k, "f.example").as_deref(), Some("rotated"));
+        c.set_docker_config(None);
+        assert_eq!(user(&c.keychain("apps", &[], "default"), "f.example"), None);
+    }
+
+    #[test]
     fn never_uses_another_namespaces_secrets() {
         let c = cluster();
         // "sa-secret" and the ServiceAccount "builder" exist only in "apps".

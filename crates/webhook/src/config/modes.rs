@@ -107,11 +107,6 @@ impl Config {
             .iter()
             .any(|n| n == namespace)
     }
-
-    /// Whether any namespace's mode can depend on its label, so labels must be watched.
-    pub fn reads_namespace_labels(&self) -> bool {
-        self.namespace_labels || !self.namespace_label_overrides.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -142,7 +137,6 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(no_labels.mode_for("apps", Some("off")).mode, Mode::Enforce);
-        assert!(!no_labels.reads_namespace_labels());
     }
 
     #[test]
@@ -162,7 +156,6 @@ mod tests {
         let c = parse(
             "namespaceLabels: false\nnamespaces:\n  prod: enforce\n  team: enforce\nnamespaceLabelOverrides: [team]\n",
         );
-        assert!(c.reads_namespace_labels());
         assert_eq!(c.mode_for("team", Some("off")).mode, Mode::Off);
         assert_eq!(c.mode_for("team", Some("warn")).mode, Mode::Warn);
         assert_eq!(c.mode_for("team", None).mode, Mode::Enforce);
