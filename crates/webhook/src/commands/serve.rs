@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use tagpin_resolver::Resolver;
+use tagpin_resolver::{DockerConfig, Resolver};
 
 use crate::cluster::Cluster;
 use crate::config::{Config, ConfigInputs};
@@ -41,22 +41,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         config.server.reload_interval_seconds,
     ));
 
-    let (cluster, cluster_ready): (Arc<dyn ClusterState>, Option<Arc<Cluster>>) =
-        match kube::Client::try_default().await {
-            Ok(client) => {
-                // Namespaces are watched even when no label counts yet: a reloaded config
-                // may start honouring labels.
-                let cluster = Cluster::start(client, true, docker);
-                (cluster.clone(), Some(cluster))
-            }
-            Err(e) => {
-                tracing::warn!(
-                    error = %e,
-                    "no Kubernetes API configuration found: namespace labels and pull secrets are unavailable, using the config file only"
-                );
-                (Arc::new(Offline::new(docker)), None)
-            }
-        };
+    let (cluster, cluster_ready) = connect_cluster(docker).await;
     let credentials = match &cluster_ready {
         Some(live) => Credentials::Live(live.clone()),
         None => Credentials::Offline,
@@ -112,6 +97,28 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     let grace = Duration::from_secs_f64(config.server.shutdown_grace_seconds);
     crate::server::run(listener, tls, state, shutdown_signal(), grace).await;
     Ok(())
+}
+
+/// The cluster's watches when a kubeconfig or in-cluster account is found, else the config
+/// file's credentials alone; the second value is set when there are watches to wait for.
+async fn connect_cluster(
+    docker: Option<Arc<DockerConfig>>,
+) -> (Arc<dyn ClusterState>, Option<Arc<Cluster>>) {
+    match kube::Client::try_default().await {
+        Ok(client) => {
+            // Namespaces are watched even when no label counts yet: a reloaded config may
+            // start honouring labels.
+            let cluster = Cluster::start(client, true, docker);
+            (cluster.clone(), Some(cluster))
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "no Kubernetes API configuration found: namespace labels and pull secrets are unavailable, using the config file only"
+            );
+            (Arc::new(Offline::new(docker)), None)
+        }
+    }
 }
 
 async fn shutdown_signal() {
