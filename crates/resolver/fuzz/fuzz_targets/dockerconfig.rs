@@ -19,7 +19,13 @@ use tagpin_resolver::DockerConfig;
 const CANARY: &str = "tagpin-canary-secret-7Qx9";
 
 /// Hosts looked up in every config that parses.
-const HOSTS: [&str; 5] = ["docker.io", "localhost:5000", "[::1]:5000", "a.b.example", ""];
+const HOSTS: [&str; 5] = [
+    "docker.io",
+    "localhost:5000",
+    "[::1]:5000",
+    "a.b.example",
+    "",
+];
 
 /// A generated config: its bytes and the secret values written in them.
 struct Planted {
@@ -129,7 +135,10 @@ fn planted(u: &mut Unstructured, legacy: bool) -> Result<Planted> {
 fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
     assert!(!text.contains(CANARY), "{what} carries a secret: {text}");
     for s in secrets.iter().filter(|s| s.len() >= 8) {
-        assert!(!text.contains(s.as_str()), "{what} carries secret {s:?}: {text}");
+        assert!(
+            !text.contains(s.as_str()),
+            "{what} carries secret {s:?}: {text}"
+        );
     }
 }
 
