@@ -14,6 +14,18 @@ fi
 step() { printf '\n==> %s\n' "$*" >&2; }
 started=$SECONDS
 
+# One line per tracked file that differs from HEAD: its status and its content's hash, so a
+# file that was already modified and is changed again by the run also shows.
+tracked_state() {
+  local line file
+  git status --porcelain=v1 --untracked-files=no | while IFS= read -r line; do
+    file="${line:3}"
+    file="${file##* -> }"
+    printf '%s %s\n' "$line" "$(git hash-object -- "$file" 2>/dev/null || echo deleted)"
+  done
+}
+tracked_before="$(tracked_state)"
+
 cleanup() {
   local rc=$?
   if [[ "${TAGPIN_KEEP:-0}" != 1 ]]; then
@@ -52,4 +64,15 @@ cargo test --workspace
 if [[ -f hack/fuzz.sh ]]; then
   step "fuzz smoke"
   bash hack/fuzz.sh smoke
+fi
+
+step "tracked files unchanged"
+# A test run must never change tracked files (a stale Cargo.lock rewritten by a build, a
+# regenerated fixture): the tree is compared with how the run found it.
+changed="$(diff <(printf '%s\n' "$tracked_before") <(tracked_state) | sed -n 's/^[<>] ...//p' |
+  sed 's/ [0-9a-f]*$\| deleted$//' | sort -u)" || true
+if [[ -n "$changed" ]]; then
+  printf '%s\n' "$changed" >&2
+  echo "error: the test run changed these tracked files (see git diff)" >&2
+  exit 1
 fi

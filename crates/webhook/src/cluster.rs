@@ -1,7 +1,7 @@
 //! Live view of namespaces, pull secrets and service accounts, kept by kube-runtime reflectors.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
@@ -36,7 +36,9 @@ pub struct Cluster {
     secrets: Store<Secret>,
     legacy_secrets: Store<Secret>,
     service_accounts: Store<ServiceAccount>,
-    docker_config: Option<Arc<DockerConfig>>,
+    /// The config's docker config; replaced when a reloaded config names another file or
+    /// the file changes.
+    docker_config: RwLock<Option<Arc<DockerConfig>>>,
     parsed: Mutex<SecretCache>,
 }
 
@@ -113,7 +115,7 @@ impl Cluster {
             secrets,
             legacy_secrets,
             service_accounts,
-            docker_config,
+            docker_config: RwLock::new(docker_config),
             parsed: Mutex::new(SecretCache {
                 entries: HashMap::new(),
                 prune_at: MIN_PRUNE_AT,
@@ -130,6 +132,21 @@ impl Cluster {
         let _ = self.secrets.wait_until_ready().await;
         let _ = self.legacy_secrets.wait_until_ready().await;
         let _ = self.service_accounts.wait_until_ready().await;
+    }
+
+    /// Replaces the configured docker config used after the pull secrets.
+    pub fn set_docker_config(&self, docker_config: Option<Arc<DockerConfig>>) {
+        match self.docker_config.write() {
+            Ok(mut d) => *d = docker_config,
+            Err(poisoned) => *poisoned.into_inner() = docker_config,
+        }
+    }
+
+    fn configured_docker_config(&self) -> Option<Arc<DockerConfig>> {
+        match self.docker_config.read() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     fn pull_secret(&self, namespace: &str, name: &str) -> Option<Arc<DockerConfig>> {
@@ -226,8 +243,8 @@ impl ClusterState for Cluster {
                 keychain.push(config);
             }
         }
-        if let Some(config) = &self.docker_config {
-            keychain.push(config.clone());
+        if let Some(config) = self.configured_docker_config() {
+            keychain.push(config);
         }
         keychain
     }
@@ -382,6 +399,17 @@ mod tests {
         assert_eq!(user(&k, "none.example"), None);
         let k = c.keychain("apps", &[], "builder");
         assert_eq!(user(&k, "r.example").as_deref(), Some("apps-sa"));
+    }
+
+    #[test]
+    fn a_replaced_docker_config_is_used_by_the_next_keychain() {
+        let c = cluster();
+        let replaced = DockerConfig::parse(&docker_json("f.example", "rotated")).unwrap();
+        c.set_docker_config(Some(Arc::new(replaced)));
+        let k = c.keychain("apps", &[], "default");
+        assert_eq!(user(&k, "f.example").as_deref(), Some("rotated"));
+        c.set_docker_config(None);
+        assert_eq!(user(&c.keychain("apps", &[], "default"), "f.example"), None);
     }
 
     #[test]

@@ -6,7 +6,6 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
-mod config_line;
 pub mod credentials;
 pub mod inventory;
 pub mod logging;

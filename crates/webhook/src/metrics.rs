@@ -32,6 +32,12 @@ struct RejectLabels {
     reason: String,
 }
 
+/// Labels of the config reload counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReloadLabels {
+    result: String,
+}
+
 /// Every metric tagpin exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -41,6 +47,8 @@ pub struct Metrics {
     verdicts: Family<VerdictLabels, Counter>,
     latency: Histogram,
     in_flight: Gauge,
+    reloads: Family<ReloadLabels, Counter>,
+    reload_failing: Gauge,
 }
 
 /// Decrements the in-flight gauge when the request ends, however it ends.
@@ -86,6 +94,18 @@ impl Metrics {
             "Admission requests being answered",
             in_flight.clone(),
         );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Reloads of the config after it or a file it names changed, by result (ok, error)",
+            reloads.clone(),
+        );
+        let reload_failing = Gauge::default();
+        registry.register(
+            "config_reload_failing",
+            "1 while the newest config or a file it names is unusable and the previous config serves",
+            reload_failing.clone(),
+        );
         registry.register_collector(Box::new(ResolverCollector(resolver)));
         Self {
             registry,
@@ -94,7 +114,20 @@ impl Metrics {
             verdicts,
             latency,
             in_flight,
+            reloads,
+            reload_failing,
         }
+    }
+
+    /// Records one config reload: applied (`ok`) or refused, keeping the running config.
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+        self.reload_failing.set(i64::from(!ok));
     }
 
     /// Counts one request as in flight until the guard drops.

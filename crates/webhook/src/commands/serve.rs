@@ -1,29 +1,36 @@
 //! `tagpin serve`: the admission webhook.
 
+mod reload;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use tagpin_resolver::Resolver;
+use tagpin_resolver::{DockerConfig, Resolver};
 
 use crate::cluster::Cluster;
-use crate::config::Config;
+use crate::config::{Config, ConfigInputs};
 use crate::credentials::{ClusterState, Offline};
 use crate::metrics::Metrics;
 use crate::resolving::ImageResolver;
 use crate::server::gate::Gate;
 use crate::server::routes::AppState;
 use crate::server::tls::{ReloadingTls, TlsFiles};
+use reload::{Credentials, CurrentResolver, Reloader};
 
 /// Serves until SIGTERM or SIGINT, then drains.
 pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
+    // Read before loading, so a change made while loading is seen by the first check.
+    let inputs = config_path.map(|p| ConfigInputs::read(p, &Config::default()));
     let config = Arc::new(Config::load(config_path)?);
     let docker = super::docker_config(&config)?;
+    let docker_for_reload = docker.clone();
     let resolver =
         Arc::new(Resolver::new(config.resolver.clone()).context("cannot set up the resolver")?);
+    let current_resolver = Arc::new(CurrentResolver::new(resolver.clone()));
     let tls = ReloadingTls::load(TlsFiles {
         cert: config.server.cert_file.clone(),
         key: config.server.key_file.clone(),
@@ -34,20 +41,11 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         config.server.reload_interval_seconds,
     ));
 
-    let (cluster, cluster_ready): (Arc<dyn ClusterState>, Option<Arc<Cluster>>) =
-        match kube::Client::try_default().await {
-            Ok(client) => {
-                let cluster = Cluster::start(client, config.namespace_labels, docker);
-                (cluster.clone(), Some(cluster))
-            }
-            Err(e) => {
-                tracing::warn!(
-                    error = %e,
-                    "no Kubernetes API configuration found: namespace labels and pull secrets are unavailable, using the config file only"
-                );
-                (Arc::new(Offline::new(docker)), None)
-            }
-        };
+    let (cluster, cluster_ready) = connect_cluster(docker).await;
+    let credentials = match &cluster_ready {
+        Some(live) => Credentials::Live(live.clone()),
+        None => Credentials::Offline,
+    };
 
     let state = Arc::new(AppState {
         admitter: RwLock::new(Arc::new(super::admitter(
@@ -55,7 +53,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
             resolver.clone(),
             cluster.clone(),
         )?)),
-        metrics: Metrics::new(resolver.clone() as Arc<dyn ImageResolver>),
+        metrics: Metrics::new(current_resolver.clone() as Arc<dyn ImageResolver>),
         ready: AtomicBool::new(false),
         max_body_bytes: config.server.max_body_bytes,
         gate: Gate::new(config.server.max_concurrent_reviews),
@@ -72,14 +70,17 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         None => state.ready.store(true, Ordering::SeqCst),
     }
 
-    if let Some(path) = config_path {
-        watch_config(
-            path.to_owned(),
-            config.clone(),
-            resolver.clone(),
-            cluster,
-            state.clone(),
-        );
+    if let (Some(path), Some(inputs)) = (config_path, inputs) {
+        Reloader {
+            path: path.to_owned(),
+            current: config.clone(),
+            inputs,
+            resolver: current_resolver,
+            docker: docker_for_reload,
+            credentials,
+            state: state.clone(),
+        }
+        .spawn();
     }
 
     let listener = tokio::net::TcpListener::bind(config.server.address)
@@ -98,6 +99,29 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The cluster's watches when a kubeconfig or in-cluster account is found, else the config
+/// file's credentials alone; the second value is set when there are watches to wait for.
+async fn connect_cluster(
+    docker: Option<Arc<DockerConfig>>,
+) -> (Arc<dyn ClusterState>, Option<Arc<Cluster>>) {
+    match kube::Client::try_default().await {
+        Ok(client) => {
+            // Namespaces are watched even when no label counts yet: a reloaded config may
+            // start honouring labels.
+            let cluster = Cluster::start(client, true, docker);
+            (cluster.clone(), Some(cluster))
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "no Kubernetes API configuration found: namespace labels and pull secrets are unavailable, using the config file only"
+            );
+            (Arc::new(Offline::new(docker)), None)
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
 pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
@@ -123,61 +147,4 @@ pub(crate) async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("received SIGINT"),
         () = term => tracing::info!("received SIGTERM"),
     }
-}
-
-/// Re-reads the config file every reload interval and applies a changed policy (modes,
-/// kinds, deadline, verification) to later requests. A broken file keeps the running config.
-fn watch_config(
-    path: PathBuf,
-    initial: Arc<Config>,
-    resolver: Arc<Resolver>,
-    cluster: Arc<dyn ClusterState>,
-    state: Arc<AppState>,
-) {
-    let interval = Duration::from_secs_f64(initial.server.reload_interval_seconds);
-    tokio::spawn(async move {
-        let mut current = initial;
-        let mut last_text = std::fs::read_to_string(&path).ok();
-        let mut last_error: Option<String> = None;
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            if last_text.as_deref() == Some(text.as_str()) {
-                continue;
-            }
-            let reloaded = Config::parse(&text, &path)
-                .map_err(|e| e.to_string())
-                .and_then(|c| {
-                    let c = Arc::new(c);
-                    super::admitter(c.clone(), resolver.clone(), cluster.clone())
-                        .map(|a| (c, a))
-                        .map_err(|e| format!("{e:#}"))
-                });
-            match reloaded {
-                Ok((config, admitter)) => {
-                    if config.server != current.server || config.resolver != current.resolver {
-                        tracing::warn!(
-                            path = %path.display(),
-                            "server: and resolver: settings changed; they take effect on restart"
-                        );
-                    }
-                    state.replace_admitter(admitter);
-                    tracing::info!(path = %path.display(), "reloaded the config");
-                    current = config;
-                    last_text = Some(text);
-                    last_error = None;
-                }
-                Err(message) => {
-                    if last_error.as_deref() != Some(message.as_str()) {
-                        tracing::warn!(error = %message, "keeping the running config");
-                        last_error = Some(message);
-                    }
-                }
-            }
-        }
-    });
 }
