@@ -101,9 +101,12 @@ async fn rounds(watch: &mut Watch, leading: &AtomicBool, interval: f64) {
     loop {
         let leads = leading.load(Ordering::SeqCst);
         watch.metrics.leading(leads);
-        if leads {
-            watch.round().await;
+        if !leads {
+            // A replica that becomes leader checks at once, not an interval later.
+            tokio::time::sleep(CONFIG_POLL).await;
+            continue;
         }
+        watch.round().await;
         next_round(watch.config_path.as_deref(), jittered(interval)).await;
     }
 }
