@@ -18,20 +18,21 @@
 //! # }
 //! ```
 
-pub mod artifacts;
-pub mod cache;
-pub mod challenge;
-pub mod client;
-pub mod config;
-pub mod credentials;
-pub mod digest;
-pub mod endpoint;
-pub mod error;
-pub mod reference;
-pub mod resolve;
-pub mod stats;
+mod artifacts;
+mod cache;
+mod challenge;
+mod client;
+mod config;
+mod credentials;
+mod digest;
+mod endpoint;
+mod error;
+mod reference;
+mod resolve;
+mod stats;
 
 pub use artifacts::FetchedManifest;
+pub use challenge::parse as parse_challenge;
 pub use config::{CacheSettings, RegistrySettings, ResolverConfig, TimeoutSettings};
 pub use credentials::{Credential, CredentialError, DockerConfig, Keychain};
 pub use digest::{Digest, DigestAlgorithm, DigestError};
