@@ -49,7 +49,7 @@ pub enum OutputFormat {
 /// tagpin's subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the normalized form of an image reference (registry/repository[:tag][@digest]).
+    /// Print the normalized form of an image reference (`registry/repository[:tag][@digest]`).
     #[command(name = "ref")]
     Ref {
         /// The image reference, e.g. `nginx:1.25`.
