@@ -103,18 +103,29 @@ impl Admitter {
                 }
             };
         }
-        tracing::info!(
-            uid = %req.uid,
-            kind = plan.kind.as_str(),
-            namespace = %plan.namespace,
-            name = %req.name,
-            mode,
-            mode_source = plan.mode.source,
-            outcome = outcome.as_str(),
-            dry_run = req.dry_run,
-            images = %records_json,
-            "admitted"
-        );
+        // At info only what changed something or warned (denials log in `deny`); unchanged
+        // admissions are the bulk at warm rates, so they log at debug. Metrics count all.
+        macro_rules! admitted {
+            ($level:ident) => {
+                tracing::$level!(
+                    uid = %req.uid,
+                    kind = plan.kind.as_str(),
+                    namespace = %plan.namespace,
+                    name = %req.name,
+                    mode,
+                    mode_source = plan.mode.source,
+                    outcome = outcome.as_str(),
+                    dry_run = req.dry_run,
+                    images = %records_json,
+                    "admitted"
+                )
+            };
+        }
+        if outcome == Outcome::Unchanged {
+            admitted!(debug);
+        } else {
+            admitted!(info);
+        }
         Decision {
             response,
             outcome,

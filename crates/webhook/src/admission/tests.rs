@@ -1287,3 +1287,55 @@ fn review_parsing_matches_kube_types() {
     let err = parse_review(b"[]").unwrap_err();
     assert!(matches!(err, ReviewError::Malformed(_)), "{err}");
 }
+
+/// Log output of the current thread's subscriber, as text.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn info_logs_admissions_that_changed_something_and_not_unchanged_ones() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let h = harness(Config::default(), standard());
+    let pod = object(
+        "Pod",
+        json!({"containers": [{"name": "a", "image": "nginx:1.25"}]}),
+    );
+    let first = create(&h, "Pod", &pod).await;
+    assert_eq!(first.decision.outcome, Outcome::Patched);
+    let second = create(&h, "Pod", &first.patched(&pod)).await;
+    assert_eq!(second.decision.outcome, Outcome::Unchanged);
+    let text = logs.text();
+    assert_eq!(text.matches("outcome=\"patched\"").count(), 1, "{text}");
+    assert!(!text.contains("outcome=\"unchanged\""), "{text}");
+}
