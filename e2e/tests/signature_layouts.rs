@@ -288,76 +288,81 @@ fn assert_verdicts(registry: &TestRegistry, cosign: &Cosign, other: &Cosign, sig
     assert!(reason.contains(SLSA_V1), "{other_builder}");
 }
 
-#[tokio::test]
-async fn cosign_v3_bundles_verify_through_the_referrers_api() {
-    let registry = TestRegistry::referrers();
-    let cosign = Cosign::generate_for(Release::V3, &[&registry]);
-    let other = Cosign::generate_for(Release::V3, &[&registry]);
-    let signed = sign_and_attest(&registry, &cosign, &[], &[]).await;
+/// How one case signs: the cosign release, and whether it runs in cosign v2's OCI 1.1 mode
+/// (signature manifests as referrers, attestations as Sigstore bundles).
+#[derive(Clone, Copy)]
+enum Signer {
+    V3,
+    V2Referrers,
+}
 
+/// Signs and attests an image on `registry` as `signer` does, checks where the artifacts
+/// landed (`storage`, listed as `expected`), and checks tagpin's verdicts.
+async fn layout_case(registry: TestRegistry, signer: Signer, storage: Storage, expected: &[&str]) {
+    let (cosign, other, sign_flags, attest_flags): (_, _, &[&str], &[&str]) = match signer {
+        Signer::V3 => (
+            Cosign::generate_for(Release::V3, &[&registry]),
+            Cosign::generate_for(Release::V3, &[&registry]),
+            &[],
+            &[],
+        ),
+        Signer::V2Referrers => (
+            Cosign::generate_for(Release::V2, &[&registry]).with_env("COSIGN_EXPERIMENTAL", "1"),
+            Cosign::generate_for(Release::V2, &[&registry]),
+            &["--registry-referrers-mode=oci-1-1"],
+            &["--new-bundle-format"],
+        ),
+    };
+    let signed = sign_and_attest(&registry, &cosign, sign_flags, attest_flags).await;
     assert_eq!(
-        stored_artifact_types(&registry, &signed, Storage::ReferrersApi).await,
-        vec![BUNDLE, BUNDLE]
+        stored_artifact_types(&registry, &signed, storage).await,
+        expected.to_vec()
     );
     assert_verdicts(&registry, &cosign, &other, &signed);
+}
+
+#[tokio::test]
+async fn cosign_v3_bundles_verify_through_the_referrers_api() {
+    layout_case(
+        TestRegistry::referrers(),
+        Signer::V3,
+        Storage::ReferrersApi,
+        &[BUNDLE, BUNDLE],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn cosign_v3_bundles_on_distribution_2_8_verify_through_the_referrers_tag_schema() {
-    let registry = TestRegistry::tls();
-    let cosign = Cosign::generate_for(Release::V3, &[&registry]);
-    let other = Cosign::generate_for(Release::V3, &[&registry]);
-    let signed = sign_and_attest(&registry, &cosign, &[], &[]).await;
-
-    assert_eq!(
-        stored_artifact_types(&registry, &signed, Storage::TagSchema).await,
-        vec![BUNDLE, BUNDLE]
-    );
-    assert_verdicts(&registry, &cosign, &other, &signed);
+    layout_case(
+        TestRegistry::tls(),
+        Signer::V3,
+        Storage::TagSchema,
+        &[BUNDLE, BUNDLE],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn cosign_v2_oci_1_1_mode_verifies_through_the_referrers_api() {
-    let registry = TestRegistry::referrers();
-    let cosign =
-        Cosign::generate_for(Release::V2, &[&registry]).with_env("COSIGN_EXPERIMENTAL", "1");
-    let other = Cosign::generate_for(Release::V2, &[&registry]);
-    // cosign v2 stores a signature manifest as a referrer in its OCI 1.1 mode, and an
-    // attestation as a Sigstore bundle referrer with --new-bundle-format.
-    let signed = sign_and_attest(
-        &registry,
-        &cosign,
-        &["--registry-referrers-mode=oci-1-1"],
-        &["--new-bundle-format"],
+    layout_case(
+        TestRegistry::referrers(),
+        Signer::V2Referrers,
+        Storage::ReferrersApi,
+        &[COSIGN_V2_SIG, BUNDLE],
     )
     .await;
-
-    assert_eq!(
-        stored_artifact_types(&registry, &signed, Storage::ReferrersApi).await,
-        vec![COSIGN_V2_SIG, BUNDLE]
-    );
-    assert_verdicts(&registry, &cosign, &other, &signed);
 }
 
 #[tokio::test]
 async fn cosign_v2_oci_1_1_mode_on_distribution_2_8_verifies_through_the_referrers_tag_schema() {
-    let registry = TestRegistry::tls();
-    let cosign =
-        Cosign::generate_for(Release::V2, &[&registry]).with_env("COSIGN_EXPERIMENTAL", "1");
-    let other = Cosign::generate_for(Release::V2, &[&registry]);
-    let signed = sign_and_attest(
-        &registry,
-        &cosign,
-        &["--registry-referrers-mode=oci-1-1"],
-        &["--new-bundle-format"],
-    )
-    .await;
-
     // cosign v2's registry library lists the bundle in the tag-schema index under its
     // config's media type, not its artifactType: tagpin reads the manifest to learn it.
-    assert_eq!(
-        stored_artifact_types(&registry, &signed, Storage::TagSchema).await,
-        vec![COSIGN_V2_SIG, EMPTY_CONFIG]
-    );
-    assert_verdicts(&registry, &cosign, &other, &signed);
+    layout_case(
+        TestRegistry::tls(),
+        Signer::V2Referrers,
+        Storage::TagSchema,
+        &[COSIGN_V2_SIG, EMPTY_CONFIG],
+    )
+    .await;
 }
