@@ -10,8 +10,14 @@ TAGPIN_CACHE="${TAGPIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tagpin}"
 K8S_VERSION=v1.37.2
 COSIGN_V2_VERSION=v2.6.5
 COSIGN_V3_VERSION=v3.1.3
+# The node: containerd 2.x (kubelet 1.37 needs it), runc and the CNI plugins, built from the
+# Go module proxy.
+CONTAINERD_VERSION=v2.2.9
+RUNC_VERSION=v1.3.4
+CNI_PLUGINS_VERSION=v1.9.0
 
 TAGPIN_K8S_BIN="$TAGPIN_CACHE/k8s-$K8S_VERSION/bin"
+TAGPIN_NODE_BIN="$TAGPIN_CACHE/node-containerd-$CONTAINERD_VERSION-runc-$RUNC_VERSION-cni-$CNI_PLUGINS_VERSION/bin"
 TAGPIN_COSIGN_V2="$TAGPIN_CACHE/cosign-$COSIGN_V2_VERSION/cosign"
 TAGPIN_COSIGN_V3="$TAGPIN_CACHE/cosign-$COSIGN_V3_VERSION/cosign"
 # The referrers-API test registry is built from hack/oci-registry: keyed by its source and
@@ -20,6 +26,7 @@ OCI_REGISTRY_KEY="$(cat "$REPO"/hack/oci-registry/{go.mod,go.sum,main.go} | sha2
 TAGPIN_OCI_REGISTRY="$TAGPIN_CACHE/oci-registry-$OCI_REGISTRY_KEY/oci-registry"
 
 export REPO TAGPIN_STATE TAGPIN_CACHE K8S_VERSION COSIGN_V2_VERSION COSIGN_V3_VERSION
+export CONTAINERD_VERSION RUNC_VERSION CNI_PLUGINS_VERSION TAGPIN_NODE_BIN
 export TAGPIN_K8S_BIN TAGPIN_COSIGN_V2 TAGPIN_COSIGN_V3 TAGPIN_OCI_REGISTRY
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
@@ -121,4 +128,21 @@ use_toolchains() {
     [[ -d "$d" && ":$PATH:" != *":$d:"* ]] && PATH="$d:$PATH"
   done
   export PATH
+}
+
+# The local cluster runs inside its own network namespace (hack/netns.sh): its loopback, the
+# node's address and the Pod bridge exist only there, so nothing it serves or sends reaches
+# the machine's own interfaces.
+TAGPIN_NETNS="${TAGPIN_NETNS:-tagpin}"
+# The node's address inside that namespace: the API server advertises it, the kubelet
+# serves on it, and Pods reach the registry through it.
+TAGPIN_NODE_IP=10.200.0.1
+TAGPIN_POD_CIDR=10.88.0.0/16
+TAGPIN_SERVICE_CIDR=10.96.0.0/16
+export TAGPIN_NETNS TAGPIN_NODE_IP TAGPIN_POD_CIDR TAGPIN_SERVICE_CIDR
+
+# in_cluster_netns: true when this process runs inside the local cluster's network namespace.
+in_cluster_netns() {
+  [[ -e "/run/netns/$TAGPIN_NETNS" ]] &&
+    [[ "$(stat -L -c %i /proc/self/ns/net)" == "$(stat -L -c %i "/run/netns/$TAGPIN_NETNS")" ]]
 }

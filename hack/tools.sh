@@ -9,6 +9,7 @@ print_env() {
   cat <<EOF
 export TAGPIN_CACHE='$TAGPIN_CACHE'
 export TAGPIN_K8S_BIN='$TAGPIN_K8S_BIN'
+export TAGPIN_NODE_BIN='$TAGPIN_NODE_BIN'
 export TAGPIN_COSIGN_V2='$TAGPIN_COSIGN_V2'
 export TAGPIN_COSIGN_V3='$TAGPIN_COSIGN_V3'
 export TAGPIN_OCI_REGISTRY='$TAGPIN_OCI_REGISTRY'
@@ -25,6 +26,11 @@ install_debs() {
     [/usr/bin/openssl]=openssl
     [/usr/bin/curl]=curl
     [/usr/bin/jq]=jq
+    [/usr/sbin/iptables]=iptables
+    [/usr/sbin/conntrack]=conntrack
+    [/bin/busybox]=busybox-static
+    [/usr/include/seccomp.h]=libseccomp-dev
+    [/usr/bin/pkg-config]=pkg-config
   )
   local missing=() f
   for f in "${!want[@]}"; do
@@ -46,15 +52,20 @@ wait_other_build() {
   done
 }
 
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl)
+
 have_k8s() {
-  [[ -x "$TAGPIN_K8S_BIN/kube-apiserver" && -x "$TAGPIN_K8S_BIN/kube-controller-manager" && -x "$TAGPIN_K8S_BIN/kubectl" ]]
+  local c
+  for c in "${K8S_COMMANDS[@]}"; do
+    [[ -x "$TAGPIN_K8S_BIN/$c" ]] || return 1
+  done
 }
 
 build_k8s() {
   have_k8s && return 0
   wait_other_build "go build .*-o $TAGPIN_K8S_BIN"
   have_k8s && return 0
-  log "building Kubernetes $K8S_VERSION (kube-apiserver, kube-controller-manager, kubectl); this takes a while once"
+  log "building Kubernetes $K8S_VERSION (${K8S_COMMANDS[*]}); this takes a while once"
   local v="${K8S_VERSION#v}" pkg=k8s.io/component-base/version tmp="$TAGPIN_K8S_BIN.partial"
   local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=${v%%.*}"
   v="${v#*.}"
@@ -63,10 +74,42 @@ build_k8s() {
   # Build beside the final directory and move it into place, so an interrupted build
   # never leaves binaries that look complete.
   (cd "$REPO/hack/k8s" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags="$ldflags" -o "$tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kubectl)
+    "${K8S_COMMANDS[@]/#/k8s.io/kubernetes/cmd/}")
   rm -rf "$TAGPIN_K8S_BIN" && mv "$tmp" "$TAGPIN_K8S_BIN"
+}
+
+have_node() {
+  local c
+  for c in containerd containerd-shim-runc-v2 ctr runc bridge host-local loopback portmap; do
+    [[ -x "$TAGPIN_NODE_BIN/$c" ]] || return 1
+  done
+}
+
+# The node's runtime: containerd, its runc shim and ctr; runc (cgo, for its nsenter, and with
+# seccomp: containerd gives every Pod sandbox the runtime's default profile); the CNI plugins
+# the node's network config names.
+build_node() {
+  have_node && return 0
+  local tmp="$TAGPIN_NODE_BIN.partial" cni=github.com/containernetworking/plugins/plugins
+  wait_other_build "go install .*containerd/v2/cmd/containerd@$CONTAINERD_VERSION"
+  have_node && return 0
+  log "building the node runtime: containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, CNI plugins $CNI_PLUGINS_VERSION"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  (
+    cd /tmp
+    export GOFLAGS=-buildvcs=false
+    CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags='-s -w' -tags 'no_btrfs no_devmapper no_zfs' \
+      "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+      "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+      "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
+    CGO_ENABLED=1 GOBIN="$tmp" go install -trimpath -ldflags='-s -w' -tags seccomp \
+      "github.com/opencontainers/runc@$RUNC_VERSION"
+    CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags='-s -w' \
+      "$cni/main/bridge@$CNI_PLUGINS_VERSION" "$cni/main/loopback@$CNI_PLUGINS_VERSION" \
+      "$cni/ipam/host-local@$CNI_PLUGINS_VERSION" "$cni/meta/portmap@$CNI_PLUGINS_VERSION"
+  )
+  rm -rf "$(dirname "$TAGPIN_NODE_BIN")" && mkdir -p "$(dirname "$TAGPIN_NODE_BIN")"
+  mv "$tmp" "$TAGPIN_NODE_BIN"
 }
 
 # install_cosign MODULE_MAJOR VERSION TARGET
@@ -104,6 +147,7 @@ case "${1:-install}" in
     command -v go >/dev/null || die "go is required (Go 1.26 or newer)"
     install_debs
     build_k8s
+    build_node
     install_cosign v2 "$COSIGN_V2_VERSION" "$TAGPIN_COSIGN_V2"
     install_cosign v3 "$COSIGN_V3_VERSION" "$TAGPIN_COSIGN_V3"
     build_oci_registry
