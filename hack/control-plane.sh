@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs a local Kubernetes control plane for tagpin's tests: etcd, kube-apiserver, kube-controller-manager.
-# There is no kubelet and no scheduler: Pods stay Pending, which is all admission tests need.
+# Runs a local Kubernetes control plane for tagpin's tests: etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler. Inside the cluster's network namespace
+# (hack/netns.sh) the API server also listens on the node address and publishes it as the
+# kubernetes Service's endpoint, so Pods on the node (hack/node.sh) reach it; outside, it
+# listens on loopback only and Pods stay Pending.
 # Usage: hack/control-plane.sh start|stop|env
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -13,6 +16,14 @@ ETCD_PEER=127.0.0.1:23800
 API_PORT=6443
 API="https://127.0.0.1:$API_PORT"
 KCM_PORT=10357
+SCHEDULER_PORT=10359
+if in_cluster_netns; then
+  BIND=0.0.0.0
+  ADVERTISE="$TAGPIN_NODE_IP"
+else
+  BIND=127.0.0.1
+  ADVERTISE=127.0.0.1
+fi
 
 # kubeconfig FILE USER_CERT_PREFIX: writes a kubeconfig with embedded CA and client cert.
 kubeconfig() {
@@ -43,9 +54,11 @@ EOF
 make_pki() {
   pki_ca "$PKI" "tagpin control plane CA"
   pki_cert "$PKI" "$PKI/apiserver" "/CN=kube-apiserver" serverAuth \
-    "IP:127.0.0.1,IP:::1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:127.0.0.1,IP:::1,IP:10.96.0.1,IP:$TAGPIN_NODE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   pki_cert "$PKI" "$PKI/admin" "/O=system:masters/CN=tagpin-admin" clientAuth
   pki_cert "$PKI" "$PKI/controller-manager" "/CN=system:kube-controller-manager" clientAuth
+  pki_cert "$PKI" "$PKI/scheduler" "/CN=system:kube-scheduler" clientAuth
+  pki_cert "$PKI" "$PKI/apiserver-kubelet-client" "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
   if [[ ! -s "$PKI/sa-key.pem" ]]; then
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/sa-key.pem" 2>/dev/null
     openssl pkey -in "$PKI/sa-key.pem" -pubout -out "$PKI/sa.pem" 2>/dev/null
@@ -53,6 +66,7 @@ make_pki() {
   fi
   kubeconfig "$DIR/kubeconfig" "$PKI/admin"
   kubeconfig "$DIR/controller-manager.kubeconfig" "$PKI/controller-manager"
+  kubeconfig "$DIR/scheduler.kubeconfig" "$PKI/scheduler"
 }
 
 ensure_port_free() {
@@ -77,23 +91,33 @@ start_etcd() {
 start_apiserver() {
   pid_alive "$DIR/kube-apiserver.pid" kube-apiserver && return 0
   ensure_port_free "$API_PORT"
-  # The endpoint reconciler would publish 127.0.0.1 as the kubernetes Service endpoint,
-  # which Endpoints validation rejects as loopback; nothing in-cluster needs it here.
+  # Outside the cluster's namespace the endpoint reconciler would publish 127.0.0.1 as the
+  # kubernetes Service endpoint, which Endpoints validation rejects as loopback; there is no
+  # node then, so nothing in-cluster needs it. Inside, it publishes the node address.
+  local reconciler=lease
+  [[ "$ADVERTISE" != 127.0.0.1 ]] || reconciler=none
+  # --enable-aggregator-routing: the API server calls webhooks at their Service's endpoint
+  # addresses, so it needs no kube-proxy rules of its own (it runs outside any Pod).
   start_daemon "$DIR/kube-apiserver.pid" "$DIR/kube-apiserver.log" "$DIR/kube-apiserver.log" \
     "$TAGPIN_K8S_BIN/kube-apiserver" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --bind-address="$BIND" --advertise-address="$ADVERTISE" --secure-port="$API_PORT" \
     --etcd-servers="http://$ETCD_CLIENT" \
     --tls-cert-file="$PKI/apiserver.pem" --tls-private-key-file="$PKI/apiserver-key.pem" \
     --client-ca-file="$PKI/ca.pem" \
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$PKI/sa.pem" \
     --service-account-signing-key-file="$PKI/sa-key.pem" \
-    --service-cluster-ip-range=10.96.0.0/16 \
+    --service-cluster-ip-range="$TAGPIN_SERVICE_CIDR" \
+    --kubelet-client-certificate="$PKI/apiserver-kubelet-client.pem" \
+    --kubelet-client-key="$PKI/apiserver-kubelet-client-key.pem" \
+    --kubelet-certificate-authority="$PKI/ca.pem" \
+    --kubelet-preferred-address-types=InternalIP \
+    --enable-aggregator-routing=true \
     --authorization-mode=Node,RBAC \
-    --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+    --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodNodeSelector,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
     --audit-policy-file="$REPO/hack/audit-policy.yaml" \
     --audit-log-path="$DIR/audit.log" --audit-log-format=json --audit-log-mode=blocking \
-    --endpoint-reconciler-type=none \
+    --endpoint-reconciler-type="$reconciler" \
     --profiling=false \
     --v=1
   wait_for "kube-apiserver $API/readyz" 120 \
@@ -117,6 +141,22 @@ start_controller_manager() {
     --service-account-private-key-file="$PKI/sa-key.pem" \
     --cluster-signing-cert-file="$PKI/ca.pem" --cluster-signing-key-file="$PKI/ca-key.pem" \
     --controllers='*' \
+    --allocate-node-cidrs --cluster-cidr="$TAGPIN_POD_CIDR" --node-cidr-mask-size=24 \
+    --service-cluster-ip-range="$TAGPIN_SERVICE_CIDR" \
+    --profiling=false \
+    --v=1
+}
+
+start_scheduler() {
+  pid_alive "$DIR/kube-scheduler.pid" kube-scheduler && return 0
+  ensure_port_free "$SCHEDULER_PORT"
+  start_daemon "$DIR/kube-scheduler.pid" "$DIR/kube-scheduler.log" "$DIR/kube-scheduler.log" \
+    "$TAGPIN_K8S_BIN/kube-scheduler" \
+    --kubeconfig="$DIR/scheduler.kubeconfig" \
+    --authentication-kubeconfig="$DIR/scheduler.kubeconfig" \
+    --authorization-kubeconfig="$DIR/scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" \
+    --leader-elect=false \
     --profiling=false \
     --v=1
 }
@@ -128,6 +168,7 @@ start() {
   start_etcd
   start_apiserver
   start_controller_manager
+  start_scheduler
   cat >"$ENV_FILE" <<EOF
 export KUBECONFIG='$DIR/kubeconfig'
 export TAGPIN_AUDIT_LOG='$DIR/audit.log'
@@ -142,6 +183,7 @@ EOF
 }
 
 stop() {
+  stop_daemon "$DIR/kube-scheduler.pid" kube-scheduler
   stop_daemon "$DIR/kube-controller-manager.pid" kube-controller-manager
   stop_daemon "$DIR/kube-apiserver.pid" kube-apiserver
   stop_daemon "$DIR/etcd.pid" etcd

@@ -19,6 +19,15 @@ TLS_ADDR="${TAGPIN_REGISTRY_ADDR:-127.0.0.1:5443}"
 MIRROR_ADDR="${TAGPIN_MIRROR_ADDR:-127.0.0.1:5080}"
 REFERRERS_ADDR="${TAGPIN_REFERRERS_REGISTRY_ADDR:-127.0.0.1:5444}"
 USER_NAME=tagpin
+# Inside the cluster's network namespace the registries also answer on the node address, where
+# the kubelet and Pods reach them; outside, on loopback only.
+listen() {
+  if in_cluster_netns && [[ "${1%:*}" == 127.0.0.1 ]]; then
+    echo "0.0.0.0:${1#*:}"
+  else
+    echo "$1"
+  fi
+}
 
 write_config() {
   local name="$1" addr="$2" extra="$3"
@@ -66,7 +75,7 @@ start() {
   mkdir -p "$DIR"
   pki_ca "$PKI" "tagpin test CA"
   pki_cert "$PKI" "$PKI/registry" "/CN=tagpin test registry" serverAuth \
-    "IP:127.0.0.1,IP:::1,DNS:localhost"
+    "IP:127.0.0.1,IP:::1,IP:$TAGPIN_NODE_IP,DNS:localhost"
   if [[ ! -s "$DIR/password" ]]; then
     (umask 077 && openssl rand -hex 16 >"$DIR/password")
   fi
@@ -76,18 +85,18 @@ start() {
     htpasswd -Bbn "$USER_NAME" "$password" >"$DIR/htpasswd"
   fi
 
-  write_config tls "$TLS_ADDR" "  tls:
+  write_config tls "$(listen "$TLS_ADDR")" "  tls:
     certificate: $PKI/registry.pem
     key: $PKI/registry-key.pem
 auth:
   htpasswd:
     realm: tagpin-test
     path: $DIR/htpasswd"
-  write_config mirror "$MIRROR_ADDR" ""
+  write_config mirror "$(listen "$MIRROR_ADDR")" ""
 
   start_one tls "$TLS_ADDR" /usr/bin/docker-registry serve "$DIR/tls.yml"
   start_one mirror "$MIRROR_ADDR" /usr/bin/docker-registry serve "$DIR/mirror.yml"
-  start_one referrers "$REFERRERS_ADDR" "$TAGPIN_OCI_REGISTRY" -addr "$REFERRERS_ADDR" \
+  start_one referrers "$REFERRERS_ADDR" "$TAGPIN_OCI_REGISTRY" -addr "$(listen "$REFERRERS_ADDR")" \
     -tls-cert "$PKI/registry.pem" -tls-key "$PKI/registry-key.pem" \
     -htpasswd "$DIR/htpasswd" -realm tagpin-test
 
@@ -104,6 +113,13 @@ export TAGPIN_REFERRERS_REGISTRY_LOG='$DIR/referrers.log'
 export TAGPIN_TEST_CA='$PKI/ca.pem'
 export TAGPIN_TEST_CA_KEY='$PKI/ca-key.pem'
 EOF
+  if in_cluster_netns; then
+    # The same registries as the node and Pods name them.
+    cat >>"$ENV_FILE" <<EOF
+export TAGPIN_NODE_REGISTRY='$TAGPIN_NODE_IP:${TLS_ADDR#*:}'
+export TAGPIN_NODE_MIRROR='$TAGPIN_NODE_IP:${MIRROR_ADDR#*:}'
+EOF
+  fi
 
   wait_for "the TLS registry on $TLS_ADDR" 30 \
     curl -fsS --cacert "$PKI/ca.pem" -u "$USER_NAME:$password" "https://$TLS_ADDR/v2/" ||

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The one tagpin test command: lint, start the local registry and control plane, run every test.
-# TAGPIN_KEEP=1 leaves the registry and control plane running afterwards.
+# The one tagpin test command: lint, start the local cluster (registries, control plane, a
+# node, tagpin's own image), run every test.
+# Everything after the tools runs inside the cluster's network namespace (hack/netns.sh), so
+# the tests' traffic stays on its loopback, node address and Pod bridge.
+# TAGPIN_KEEP=1 leaves the cluster running afterwards (enter it with hack/netns.sh shell).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
@@ -29,8 +32,7 @@ tracked_before="$(tracked_state)"
 cleanup() {
   local rc=$?
   if [[ "${TAGPIN_KEEP:-0}" != 1 ]]; then
-    "$REPO/hack/control-plane.sh" stop || true
-    "$REPO/hack/registry.sh" stop || true
+    "$REPO/hack/netns.sh" exec "$REPO/hack/cluster.sh" stop || true
   fi
   printf '\n==> %s after %ss\n' "$([[ $rc == 0 ]] && echo passed || echo "FAILED (exit $rc)")" \
     "$((SECONDS - started))" >&2
@@ -46,23 +48,23 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "tools"
 hack/tools.sh
 eval "$(hack/tools.sh env)"
+# The cluster's namespace reaches no package registry: everything the build needs comes first.
+cargo fetch --locked >/dev/null
 
-step "registry"
-hack/registry.sh start
+step "local cluster (in network namespace $TAGPIN_NETNS)"
+hack/netns.sh exec hack/cluster.sh start
 source "$TAGPIN_STATE/registry.env"
-
-step "control plane"
-hack/control-plane.sh start
 source "$TAGPIN_STATE/control-plane.env"
 
 step "manifests"
-hack/manifests.sh check
+hack/netns.sh exec hack/manifests.sh check
 
 step "cargo test"
-cargo test --workspace
+hack/netns.sh exec cargo test --workspace
 
 if [[ -f hack/fuzz.sh ]]; then
   step "fuzz smoke"
+  # Fuzzing needs no cluster (and installs cargo-fuzz from crates.io): it runs outside.
   bash hack/fuzz.sh smoke
 fi
 
