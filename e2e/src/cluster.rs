@@ -109,6 +109,10 @@ impl Default for RunLabel {
     }
 }
 
+/// The node selector (set by the API server's `PodNodeSelector` plugin from a namespace
+/// annotation) that keeps a namespace's Pods off the node: they are stored and stay Pending.
+pub const STORED_ONLY_NODE_SELECTOR: &str = "tagpin.dev/stored-only=true";
+
 /// A namespace created for one test and deleted (without waiting) when dropped.
 #[derive(Debug)]
 pub struct TestNamespace {
@@ -119,14 +123,34 @@ pub struct TestNamespace {
 impl TestNamespace {
     /// Creates `<prefix>-<unique>` with `labels`, and waits until Pods can be created in it
     /// (the ServiceAccount admission plugin wants the `default` ServiceAccount first).
+    /// Its Pods are only stored: the kubelet never sees them, so a test that writes their
+    /// status stands in for it undisturbed, and test images need not be runnable.
     pub async fn create(client: &Client, prefix: &str, labels: &[(&str, &str)]) -> Self {
+        Self::create_with(client, prefix, labels, Some(STORED_ONLY_NODE_SELECTOR)).await
+    }
+
+    /// Like [`TestNamespace::create`], but its Pods are scheduled onto the node and run.
+    pub async fn create_on_node(client: &Client, prefix: &str, labels: &[(&str, &str)]) -> Self {
+        Self::create_with(client, prefix, labels, None).await
+    }
+
+    async fn create_with(
+        client: &Client,
+        prefix: &str,
+        labels: &[(&str, &str)],
+        node_selector: Option<&str>,
+    ) -> Self {
         let name = format!("{prefix}-{}", unique_suffix());
         let labels: serde_json::Map<String, serde_json::Value> = labels
             .iter()
             .map(|(k, v)| ((*k).to_owned(), json!(v)))
             .collect();
+        let annotations = match node_selector {
+            Some(selector) => json!({"scheduler.alpha.kubernetes.io/node-selector": selector}),
+            None => json!({}),
+        };
         let ns: Namespace = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": labels},
+            "metadata": {"name": name, "labels": labels, "annotations": annotations},
         }))
         .expect("namespace object");
         Api::<Namespace>::all(client.clone())

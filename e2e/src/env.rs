@@ -18,7 +18,7 @@ impl TestEnv {
             .get("TAGPIN_STATE")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_root().join(".tagpin"));
-        for file in ["registry.env", "control-plane.env"] {
+        for file in ["registry.env", "control-plane.env", "image.env"] {
             for (k, v) in parse_env_file(&state.join(file)) {
                 vars.entry(k).or_insert(v);
             }

@@ -8,6 +8,8 @@ pub mod cluster;
 pub mod cosign;
 pub mod env;
 pub mod fake_registry;
+pub mod install;
+pub mod layer;
 pub mod logs;
 pub mod mount;
 pub mod registry;

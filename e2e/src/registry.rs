@@ -10,7 +10,16 @@ use serde_json::json;
 use sha2::Digest as _;
 
 use crate::env::TestEnv;
-use crate::logs;
+use crate::{layer, logs};
+
+/// What a test image's layer holds.
+#[derive(Debug, Clone, Copy)]
+enum Content {
+    /// A few bytes: enough for a digest, nothing to run.
+    Inert,
+    /// Busybox, which the node runs.
+    Busybox,
+}
 
 /// OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -80,6 +89,16 @@ impl TestRegistry {
             Some(ca),
             PathBuf::from(env.require("TAGPIN_REGISTRY_LOG")),
         )
+    }
+
+    /// The TLS registry under the name the node and its Pods use (`hack/registry.sh` in the
+    /// cluster's network namespace): the same registry, credentials and CA as
+    /// [`TestRegistry::tls`], so what a test pushes here the kubelet can pull.
+    pub fn node() -> Self {
+        let env = TestEnv::load();
+        let mut registry = Self::tls();
+        registry.host = env.require("TAGPIN_NODE_REGISTRY");
+        registry
     }
 
     /// The registry that serves the OCI 1.1 referrers API (TLS, same CA and credentials
@@ -257,18 +276,8 @@ impl TestRegistry {
         tag: &str,
         seed: &str,
     ) -> anyhow::Result<PushedImage> {
-        let platform = Platform {
-            architecture: "amd64",
-            os: "linux",
-        };
-        let (bytes, _) = self.image_manifest(repository, seed, platform).await?;
-        let digest = self
-            .push_manifest(repository, tag, OCI_MANIFEST, &bytes)
-            .await?;
-        Ok(PushedImage {
-            digest,
-            reference: format!("{}/{repository}:{tag}", self.host),
-        })
+        self.push_single(repository, tag, seed, Content::Inert)
+            .await
     }
 
     /// Pushes a two-or-more-platform image index and tags it.
@@ -279,10 +288,75 @@ impl TestRegistry {
         seed: &str,
         platforms: &[Platform],
     ) -> anyhow::Result<PushedImage> {
+        self.push_multi(repository, tag, seed, platforms, Content::Inert)
+            .await
+    }
+
+    /// Like [`TestRegistry::push_image`], but an image the node runs: busybox sleeping
+    /// until it is stopped ([`crate::layer`]).
+    pub async fn push_runnable_image(
+        &self,
+        repository: &str,
+        tag: &str,
+        seed: &str,
+    ) -> anyhow::Result<PushedImage> {
+        self.push_single(repository, tag, seed, Content::Busybox)
+            .await
+    }
+
+    /// Like [`TestRegistry::push_index`], with a runnable image for every platform. There is
+    /// one busybox here, built for this machine: every platform's entry carries it.
+    pub async fn push_runnable_index(
+        &self,
+        repository: &str,
+        tag: &str,
+        seed: &str,
+        platforms: &[Platform],
+    ) -> anyhow::Result<PushedImage> {
+        self.push_multi(repository, tag, seed, platforms, Content::Busybox)
+            .await
+    }
+
+    async fn push_single(
+        &self,
+        repository: &str,
+        tag: &str,
+        seed: &str,
+        content: Content,
+    ) -> anyhow::Result<PushedImage> {
+        let platform = Platform {
+            architecture: "amd64",
+            os: "linux",
+        };
+        let (bytes, _) = self
+            .image_manifest(repository, seed, platform, content)
+            .await?;
+        let digest = self
+            .push_manifest(repository, tag, OCI_MANIFEST, &bytes)
+            .await?;
+        Ok(PushedImage {
+            digest,
+            reference: format!("{}/{repository}:{tag}", self.host),
+        })
+    }
+
+    async fn push_multi(
+        &self,
+        repository: &str,
+        tag: &str,
+        seed: &str,
+        platforms: &[Platform],
+        content: Content,
+    ) -> anyhow::Result<PushedImage> {
         let mut manifests = Vec::new();
         for p in platforms {
             let (bytes, digest) = self
-                .image_manifest(repository, &format!("{seed}-{}", p.architecture), *p)
+                .image_manifest(
+                    repository,
+                    &format!("{seed}-{}", p.architecture),
+                    *p,
+                    content,
+                )
                 .await?;
             self.push_manifest(repository, &digest, OCI_MANIFEST, &bytes)
                 .await?;
@@ -312,13 +386,23 @@ impl TestRegistry {
         repository: &str,
         seed: &str,
         platform: Platform,
+        content: Content,
     ) -> anyhow::Result<(Vec<u8>, String)> {
-        let layer = format!("tagpin test layer {seed}").into_bytes();
+        let (layer, image_config) = match content {
+            Content::Inert => (
+                format!("tagpin test layer {seed}").into_bytes(),
+                json!({"Labels": {"dev.tagpin.test.seed": seed}}),
+            ),
+            Content::Busybox => (
+                layer::busybox_layer(seed)?,
+                json!({"Labels": {"dev.tagpin.test.seed": seed}, "Cmd": layer::SLEEP_CMD}),
+            ),
+        };
         let layer_digest = self.push_blob(repository, &layer).await?;
         let config = serde_json::to_vec(&json!({
             "architecture": platform.architecture,
             "os": platform.os,
-            "config": {"Labels": {"dev.tagpin.test.seed": seed}},
+            "config": image_config,
             "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
         }))?;
         let config_digest = self.push_blob(repository, &config).await?;

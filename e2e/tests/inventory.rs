@@ -1,7 +1,7 @@
 //! `tagpin inventory` against the real API server of `hack/control-plane.sh` and the real
-//! TLS registry. The control plane has no kubelet: Pods stay Pending, so where a test needs
-//! a running digest it writes `status.containerStatuses` through the status subresource,
-//! standing in for the kubelet. Records are written as tagpin writes them on admission.
+//! TLS registry. The tests' namespaces keep Pods off the node (`TestNamespace::create`), so
+//! where a test needs a running digest it writes `status.containerStatuses` through the
+//! status subresource, standing in for the kubelet. Records are written as tagpin writes them on admission.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -225,22 +225,11 @@ async fn create_every_owner_kind(s: &Setup, app: &PushedImage) {
         }),
     )
     .await;
-    let agent = create::<DaemonSet>(
+    create::<DaemonSet>(
         &s.api(),
         json!({
             "metadata": {"name": "agent", "annotations": record("/spec/template/spec/containers/0/image", app)},
             "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": template("agent", &image)},
-        }),
-    )
-    .await;
-    // No node, so no DaemonSet controller Pod: created as it would have been.
-    create::<Pod>(
-        &s.api(),
-        json!({
-            "metadata": {"name": "agent-x", "labels": {"app": "agent"}, "ownerReferences": [{
-                "apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent",
-                "uid": agent.uid().unwrap(), "controller": true}]},
-            "spec": {"containers": [{"name": "main", "image": image}]},
         }),
     )
     .await;
@@ -265,6 +254,8 @@ async fn every_owner_kind_is_listed_with_its_record_in_all_three_formats() {
     let web_pod = s.pod_with("app=web").await;
     s.pod_with("app=db").await;
     s.pod_with("job-name=nightly-manual").await;
+    // The DaemonSet controller makes one for the node; the namespace keeps it off the node.
+    s.pod_with("app=agent").await;
     s.report_running(&web_pod, "main", &pinned(&app), &app.digest)
         .await;
     let config = s.config("");
