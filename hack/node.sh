@@ -13,7 +13,10 @@ CP="$TAGPIN_STATE/control-plane"
 PKI="$CP/pki"
 # Sockets and Pod network namespaces: a short path (socket paths are limited to 107 bytes)
 # that only this node uses, so stop can clean it without touching anything else.
-RUN=/run/tagpin-node
+RUN="/run/$TAGPIN_NETNS-node"
+# The Pods' cgroups, one tree per cluster: a second cluster (the demo beside the tests, in its
+# own network namespace) never sees or kills the first one's Pods.
+CGROUP_ROOT="/$TAGPIN_NETNS"
 SOCK="$RUN/containerd.sock"
 SANDBOX_IMAGE=tagpin.local/pause:1
 KUBELET_HEALTHZ=10248
@@ -196,9 +199,26 @@ oci_blob() {
   echo "$digest"
 }
 
+# cgroup_dirs: this node's cgroup directory in every mounted v1 hierarchy.
+cgroup_dirs() {
+  local h
+  for h in /sys/fs/cgroup/*/; do
+    [[ -e "$h/cgroup.procs" ]] && echo "${h%/}$CGROUP_ROOT"
+  done
+}
+
 start_kubelet() {
   pid_alive "$DIR/kubelet.pid" kubelet && return 0
   mkdir -p "$DIR/kubelet" "$DIR/pod-logs"
+  local d
+  for d in $(cgroup_dirs); do
+    mkdir -p "$d"
+    # A new cpuset group starts with no CPUs or memory nodes: give it its parent's.
+    if [[ -e "$d/cpuset.cpus" && -z "$(<"$d/cpuset.cpus")" ]]; then
+      cat "$(dirname "$d")/cpuset.cpus" >"$d/cpuset.cpus"
+      cat "$(dirname "$d")/cpuset.mems" >"$d/cpuset.mems"
+    fi
+  done
   cat >"$DIR/kubelet.yaml" <<EOF2
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -233,6 +253,7 @@ evictionHard:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 maxPods: 110
+cgroupRoot: $CGROUP_ROOT
 EOF2
   start_daemon "$DIR/kubelet.pid" "$DIR/kubelet.log" "$DIR/kubelet.log" \
     "$TAGPIN_K8S_BIN/kubelet" \
@@ -286,7 +307,7 @@ start() {
 # of the node outlives it.
 kill_pods() {
   local procs pid
-  procs="$(find /sys/fs/cgroup/pids/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null || true)"
+  procs="$(find "/sys/fs/cgroup/pids$CGROUP_ROOT" -name cgroup.procs -exec cat {} + 2>/dev/null || true)"
   for pid in $procs; do
     kill -KILL "$pid" 2>/dev/null || true
   done
