@@ -10,6 +10,7 @@ print_env() {
 export TAGPIN_CACHE='$TAGPIN_CACHE'
 export TAGPIN_K8S_BIN='$TAGPIN_K8S_BIN'
 export TAGPIN_NODE_BIN='$TAGPIN_NODE_BIN'
+export TAGPIN_BUSYBOX_ARM64='$TAGPIN_BUSYBOX_ARM64'
 export TAGPIN_COSIGN_V2='$TAGPIN_COSIGN_V2'
 export TAGPIN_COSIGN_V3='$TAGPIN_COSIGN_V3'
 export TAGPIN_OCI_REGISTRY='$TAGPIN_OCI_REGISTRY'
@@ -112,6 +113,19 @@ build_node() {
   mv "$tmp" "$TAGPIN_NODE_BIN"
 }
 
+install_busybox_arm64() {
+  [[ -x "$TAGPIN_BUSYBOX_ARM64" ]] && return 0
+  local tmp
+  tmp="$(mktemp -d)"
+  curl -fsSL -o "$tmp/busybox.deb" "http://deb.debian.org/debian/pool/main/b/busybox/$BUSYBOX_ARM64_DEB" ||
+    die "cannot download $BUSYBOX_ARM64_DEB from Debian's pool"
+  echo "$BUSYBOX_ARM64_SHA256  $tmp/busybox.deb" | sha256sum -c --quiet - || die "$BUSYBOX_ARM64_DEB: wrong sha256"
+  dpkg-deb -x "$tmp/busybox.deb" "$tmp/root"
+  mkdir -p "$(dirname "$TAGPIN_BUSYBOX_ARM64")"
+  mv "$tmp/root/bin/busybox" "$TAGPIN_BUSYBOX_ARM64"
+  rm -rf "$tmp"
+}
+
 # install_cosign MODULE_MAJOR VERSION TARGET
 install_cosign() {
   local major="$1" version="$2" target="$3" tmp
@@ -148,6 +162,7 @@ case "${1:-install}" in
     install_debs
     build_k8s
     build_node
+    install_busybox_arm64
     install_cosign v2 "$COSIGN_V2_VERSION" "$TAGPIN_COSIGN_V2"
     install_cosign v3 "$COSIGN_V3_VERSION" "$TAGPIN_COSIGN_V3"
     build_oci_registry

@@ -1,10 +1,22 @@
-//! Image layers that run: an uncompressed tar holding Debian's static busybox (from
-//! `hack/tools.sh`) and a seed file that makes each image's digest its own.
+//! Image layers that run: an uncompressed tar holding Debian's static busybox for the
+//! image's architecture (from `hack/tools.sh`) and a seed file that makes each image's
+//! digest its own.
 
-use anyhow::Context as _;
+use std::path::PathBuf;
 
-/// Where `hack/tools.sh` installs Debian's `busybox-static`.
-pub const BUSYBOX: &str = "/bin/busybox";
+use anyhow::{Context as _, bail};
+
+use crate::cluster::tools_env;
+
+/// Debian's `busybox-static` for `architecture`: the installed package for this machine's
+/// amd64, the arm64 one `hack/tools.sh` fetched (`TAGPIN_BUSYBOX_ARM64`).
+pub fn busybox(architecture: &str) -> anyhow::Result<PathBuf> {
+    match architecture {
+        "amd64" => Ok(PathBuf::from("/bin/busybox")),
+        "arm64" => Ok(tools_env("TAGPIN_BUSYBOX_ARM64")),
+        other => bail!("no busybox for {other}"),
+    }
+}
 
 /// The command a runnable test image starts: it sleeps until told to stop, and stops at once.
 pub const SLEEP_CMD: [&str; 4] = [
@@ -14,10 +26,16 @@ pub const SLEEP_CMD: [&str; 4] = [
     "trap 'exit 0' TERM INT; while true; do sleep 1; done",
 ];
 
-/// A layer with `/bin/busybox`, `/bin/sh` linked to it, and `/etc/tagpin-seed` holding `seed`.
-pub fn busybox_layer(seed: &str) -> anyhow::Result<Vec<u8>> {
-    let busybox = std::fs::read(BUSYBOX)
-        .with_context(|| format!("reading {BUSYBOX} (install busybox-static: hack/tools.sh)"))?;
+/// A layer with `/bin/busybox` for `architecture`, `/bin/sh` linked to it, and
+/// `/etc/tagpin-seed` holding `seed`.
+pub fn busybox_layer(architecture: &str, seed: &str) -> anyhow::Result<Vec<u8>> {
+    let path = busybox(architecture)?;
+    let busybox = std::fs::read(&path).with_context(|| {
+        format!(
+            "reading {} (busybox-static, installed by hack/tools.sh)",
+            path.display()
+        )
+    })?;
     let mut tar = Vec::new();
     entry(&mut tar, "bin/", b'5', 0o755, &[], "")?;
     entry(&mut tar, "bin/busybox", b'0', 0o755, &busybox, "")?;

@@ -304,8 +304,8 @@ impl TestRegistry {
             .await
     }
 
-    /// Like [`TestRegistry::push_index`], with a runnable image for every platform. There is
-    /// one busybox here, built for this machine: every platform's entry carries it.
+    /// Like [`TestRegistry::push_index`], with a runnable image for every platform, each
+    /// carrying the busybox built for it.
     pub async fn push_runnable_index(
         &self,
         repository: &str,
@@ -394,7 +394,7 @@ impl TestRegistry {
                 json!({"Labels": {"dev.tagpin.test.seed": seed}}),
             ),
             Content::Busybox => (
-                layer::busybox_layer(seed)?,
+                layer::busybox_layer(platform.architecture, seed)?,
                 json!({"Labels": {"dev.tagpin.test.seed": seed}, "Cmd": layer::SLEEP_CMD}),
             ),
         };
