@@ -69,3 +69,4 @@ bench_pid=""
 } | tee -a "$OUT_DIR/table.md"
 [[ "$status" -eq 0 ]] || die "the bench failed (exit $status)"
 log "results: ${BENCH_OUT:-$OUT_DIR/results.json}, table: $OUT_DIR/table.md"
+[[ "${BENCH_INVENTORY:-1}" == 0 ]] || hack/bench-inventory.sh # inventory at scale; needs the control plane

@@ -17,6 +17,8 @@ case "${1:-}" in
     ;;
   stop)
     "$REPO/hack/node.sh" stop
+    # hack/test.sh's second control plane, when it runs.
+    TAGPIN_CP_INSTANCE=2 "$REPO/hack/control-plane.sh" stop
     "$REPO/hack/control-plane.sh" stop
     "$REPO/hack/registry.sh" stop
     ;;

@@ -8,15 +8,21 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DIR="$TAGPIN_STATE/control-plane"
+# TAGPIN_CP_INSTANCE=2 runs a second control plane beside the first (tests across clusters):
+# state in control-plane-2/, env in control-plane-2.env, every port one higher.
+INSTANCE="${TAGPIN_CP_INSTANCE:-1}"
+[[ "$INSTANCE" =~ ^[1-9]$ ]] || die "TAGPIN_CP_INSTANCE must be 1 to 9, not '$INSTANCE'"
+SUFFIX=""
+((INSTANCE == 1)) || SUFFIX="-$INSTANCE"
+DIR="$TAGPIN_STATE/control-plane$SUFFIX"
 PKI="$DIR/pki"
-ENV_FILE="$TAGPIN_STATE/control-plane.env"
-ETCD_CLIENT=127.0.0.1:23790
-ETCD_PEER=127.0.0.1:23800
-API_PORT=6443
+ENV_FILE="$TAGPIN_STATE/control-plane$SUFFIX.env"
+ETCD_CLIENT=127.0.0.1:$((23789 + INSTANCE))
+ETCD_PEER=127.0.0.1:$((23799 + INSTANCE))
+API_PORT=$((6442 + INSTANCE))
 API="https://127.0.0.1:$API_PORT"
-KCM_PORT=10357
-SCHEDULER_PORT=10359
+KCM_PORT=$((10356 + INSTANCE))
+SCHEDULER_PORT=$((10358 + INSTANCE))
 if in_cluster_netns; then
   BIND=0.0.0.0
   ADVERTISE="$TAGPIN_NODE_IP"

@@ -53,6 +53,8 @@ cargo fetch --locked >/dev/null
 
 step "local cluster (in network namespace $TAGPIN_NETNS)"
 hack/netns.sh exec hack/cluster.sh start
+# A second control plane, for the tests that read several clusters (inventory --context).
+TAGPIN_CP_INSTANCE=2 hack/netns.sh exec hack/control-plane.sh start
 source "$TAGPIN_STATE/registry.env"
 source "$TAGPIN_STATE/control-plane.env"
 

@@ -13,8 +13,9 @@ export TAGPIN_NODE_BIN='$TAGPIN_NODE_BIN'
 export TAGPIN_BUSYBOX_ARM64='$TAGPIN_BUSYBOX_ARM64'
 export TAGPIN_COSIGN_V2='$TAGPIN_COSIGN_V2'
 export TAGPIN_COSIGN_V3='$TAGPIN_COSIGN_V3'
+export TAGPIN_KUSTOMIZE='$TAGPIN_KUSTOMIZE'
 export TAGPIN_OCI_REGISTRY='$TAGPIN_OCI_REGISTRY'
-export PATH='$TAGPIN_K8S_BIN:$(dirname "$TAGPIN_COSIGN_V2")':"\$PATH"
+export PATH='$TAGPIN_K8S_BIN:$(dirname "$TAGPIN_COSIGN_V2"):$(dirname "$TAGPIN_KUSTOMIZE")':"\$PATH"
 EOF
 }
 
@@ -126,20 +127,23 @@ install_busybox_arm64() {
   rm -rf "$tmp"
 }
 
-# install_cosign MODULE_MAJOR VERSION TARGET
-install_cosign() {
-  local major="$1" version="$2" target="$3" tmp
+# go_install PACKAGE VERSION TARGET: `go install PACKAGE@VERSION` from the Go module proxy,
+# into TARGET (a directory keyed by the version), once.
+go_install() {
+  local package="$1" version="$2" target="$3" tmp
   [[ -x "$target" ]] && return 0
-  wait_other_build "cosign/$major/cmd/cosign@$version"
+  wait_other_build "$package@$version"
   [[ -x "$target" ]] && return 0
-  log "building cosign $version"
+  log "building $(basename "$target") $version"
   tmp="$(dirname "$target").partial"
   rm -rf "$tmp" && mkdir -p "$tmp"
-  (cd /tmp && CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags='-s -w' \
-    "github.com/sigstore/cosign/$major/cmd/cosign@$version")
+  (cd /tmp && CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags='-s -w' "$package@$version")
   mkdir -p "$(dirname "$target")"
-  mv "$tmp/cosign" "$target" && rm -rf "$tmp"
+  mv "$tmp/$(basename "$target")" "$target" && rm -rf "$tmp"
 }
+
+# install_cosign MODULE_MAJOR VERSION TARGET
+install_cosign() { go_install "github.com/sigstore/cosign/$1/cmd/cosign" "$2" "$3"; }
 
 # The registry that serves the OCI 1.1 referrers API (hack/oci-registry; versions pinned in
 # its go.mod and go.sum). Small: about ten seconds on a cold Go cache.
@@ -165,6 +169,7 @@ case "${1:-install}" in
     install_busybox_arm64
     install_cosign v2 "$COSIGN_V2_VERSION" "$TAGPIN_COSIGN_V2"
     install_cosign v3 "$COSIGN_V3_VERSION" "$TAGPIN_COSIGN_V3"
+    go_install sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION" "$TAGPIN_KUSTOMIZE"
     build_oci_registry
     ;;
   env) print_env ;;

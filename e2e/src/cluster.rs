@@ -23,12 +23,31 @@ pub fn kubeconfig() -> PathBuf {
     PathBuf::from(TestEnv::load().require("KUBECONFIG"))
 }
 
+/// The admin kubeconfig of the second control plane, for tests across clusters:
+/// `KUBECONFIG_2`, or the `KUBECONFIG` of `$TAGPIN_STATE/control-plane-2.env`.
+pub fn second_kubeconfig() -> PathBuf {
+    let path = TestEnv::load().get("KUBECONFIG_2").unwrap_or_else(|| {
+        panic!(
+            "the second control plane is not running (no KUBECONFIG_2 and no control-plane-2.env): start it with TAGPIN_CP_INSTANCE=2 hack/control-plane.sh start"
+        )
+    });
+    PathBuf::from(path)
+}
+
 /// A client of the local API server with the admin kubeconfig.
 pub async fn client() -> Client {
+    client_of(&kubeconfig()).await
+}
+
+/// A client of the second control plane ([`second_kubeconfig`]).
+pub async fn second_client() -> Client {
+    client_of(&second_kubeconfig()).await
+}
+
+async fn client_of(path: &std::path::Path) -> Client {
     // One crypto provider for every TLS user in the test process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let path = kubeconfig();
-    let kubeconfig = Kubeconfig::read_from(&path)
+    let kubeconfig = Kubeconfig::read_from(path)
         .unwrap_or_else(|e| panic!("reading kubeconfig {}: {e}", path.display()));
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -118,6 +137,8 @@ pub const STORED_ONLY_NODE_SELECTOR: &str = "tagpin.dev/stored-only=true";
 pub struct TestNamespace {
     /// Its name.
     pub name: String,
+    /// The kubeconfig of the cluster it lives in, to delete it there.
+    kubeconfig: PathBuf,
 }
 
 impl TestNamespace {
@@ -126,16 +147,42 @@ impl TestNamespace {
     /// Its Pods are only stored: the kubelet never sees them, so a test that writes their
     /// status stands in for it undisturbed, and test images need not be runnable.
     pub async fn create(client: &Client, prefix: &str, labels: &[(&str, &str)]) -> Self {
-        Self::create_with(client, prefix, labels, Some(STORED_ONLY_NODE_SELECTOR)).await
+        Self::create_with(
+            client,
+            kubeconfig(),
+            prefix,
+            labels,
+            Some(STORED_ONLY_NODE_SELECTOR),
+        )
+        .await
     }
 
     /// Like [`TestNamespace::create`], but its Pods are scheduled onto the node and run.
     pub async fn create_on_node(client: &Client, prefix: &str, labels: &[(&str, &str)]) -> Self {
-        Self::create_with(client, prefix, labels, None).await
+        Self::create_with(client, kubeconfig(), prefix, labels, None).await
+    }
+
+    /// As [`TestNamespace::create`], in the cluster of `client`, whose admin kubeconfig
+    /// `kubeconfig` deletes it again.
+    pub async fn create_in(
+        client: &Client,
+        kubeconfig: PathBuf,
+        prefix: &str,
+        labels: &[(&str, &str)],
+    ) -> Self {
+        Self::create_with(
+            client,
+            kubeconfig,
+            prefix,
+            labels,
+            Some(STORED_ONLY_NODE_SELECTOR),
+        )
+        .await
     }
 
     async fn create_with(
         client: &Client,
+        kubeconfig: PathBuf,
         prefix: &str,
         labels: &[(&str, &str)],
         node_selector: Option<&str>,
@@ -164,14 +211,16 @@ impl TestNamespace {
             || async { accounts.get_opt("default").await.ok().flatten() },
         )
         .await;
-        Self { name }
+        Self { name, kubeconfig }
     }
 }
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         // Drop cannot await; kubectl deletes without blocking on the namespace controller.
-        let _ = kubectl()
+        let _ = Command::new(kubectl_path())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
             .args([
                 "delete",
                 "namespace",

@@ -11,7 +11,8 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// Reads the process environment, filling gaps from `.tagpin/*.env`.
+    /// Reads the process environment, filling gaps from `.tagpin/*.env` (the second control
+    /// plane's `control-plane-2.env` as `KUBECONFIG_2`, `TAGPIN_K8S_API_2`, ...).
     pub fn load() -> Self {
         let mut vars: HashMap<String, String> = std::env::vars().collect();
         let state = vars
@@ -22,6 +23,10 @@ impl TestEnv {
             for (k, v) in parse_env_file(&state.join(file)) {
                 vars.entry(k).or_insert(v);
             }
+        }
+        // The second control plane exports the same names: here they end in `_2`.
+        for (k, v) in parse_env_file(&state.join("control-plane-2.env")) {
+            vars.entry(format!("{k}_2")).or_insert(v);
         }
         Self { vars }
     }

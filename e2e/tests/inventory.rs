@@ -15,7 +15,9 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use tagpin_e2e::cluster::{TestNamespace, client, kubeconfig, wait_for};
+use tagpin_e2e::cluster::{
+    TestNamespace, client, kubeconfig, second_client, second_kubeconfig, wait_for,
+};
 use tagpin_e2e::cosign::Cosign;
 use tagpin_e2e::registry::unique_suffix;
 use tagpin_e2e::tagpin::tagpin_bin;
@@ -512,29 +514,41 @@ async fn verify_marks_what_todays_policy_denies() {
     assert_eq!(doc["summary"]["failingPolicy"], 1);
 }
 
-/// A kubeconfig with contexts `east` and `west` on the local API server, each defaulting to
-/// its own namespace: two clusters as `tagpin inventory --context` sees them (one control
-/// plane runs here; what differs between clusters is only which objects a context reads).
-fn two_contexts(dir: &Path, east: &str, west: &str) -> PathBuf {
-    let text = std::fs::read_to_string(kubeconfig()).unwrap();
-    let mut config: Value = serde_norway::from_str(&text).unwrap();
-    let base = config["contexts"][0]["context"].clone();
-    let context = |name: &str, namespace: &str| {
-        let mut c = base.clone();
-        c["namespace"] = json!(namespace);
-        json!({"name": name, "context": c})
+/// A kubeconfig with contexts `east` (the control plane of `hack/control-plane.sh`) and
+/// `west` (the second one, `TAGPIN_CP_INSTANCE=2`), each defaulting to a namespace there.
+fn two_clusters(dir: &Path, east: &str, west: &str) -> PathBuf {
+    let read = |path: PathBuf| -> Value {
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     };
-    config["contexts"] = json!([context("east", east), context("west", west)]);
-    config["current-context"] = json!("east");
+    let (east_config, west_config) = (read(kubeconfig()), read(second_kubeconfig()));
+    let entry = |name: &str, config: &Value, kind: &str, field: &str| json!({"name": name, field: config[kind][0][field].clone()});
+    let context = |name: &str, namespace: &str| json!({"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}});
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            entry("east", &east_config, "clusters", "cluster"),
+            entry("west", &west_config, "clusters", "cluster"),
+        ],
+        "users": [
+            entry("east", &east_config, "users", "user"),
+            entry("west", &west_config, "users", "user"),
+        ],
+        "contexts": [context("east", east), context("west", west)],
+        "current-context": "east",
+    });
     let path = dir.join("two-clusters.kubeconfig");
     std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
     path
 }
 
+/// Two real control planes: the same tag pinned to one digest in `east` and, after a
+/// hotfix re-tagged it, to another in `west`.
 #[tokio::test]
 async fn a_tag_running_as_different_digests_in_two_clusters_is_flagged() {
     let s = Setup::new().await;
-    let west = TestNamespace::create(&s.client, "inv-west", &[]).await;
+    let west_client = second_client().await;
+    let west = TestNamespace::create_in(&west_client, second_kubeconfig(), "inv-west", &[]).await;
     let app = s.push("clusters", "1.0", "first").await;
     let hotfix = s.push("clusters", "1.0", "hotfix").await;
     let hotfix = PushedImage {
@@ -542,12 +556,12 @@ async fn a_tag_running_as_different_digests_in_two_clusters_is_flagged() {
         ..hotfix
     };
     let db = s.push("db", "2", "db").await;
-    let west_pods: Api<Pod> = Api::namespaced(s.client.clone(), &west.name);
+    let west_pods: Api<Pod> = Api::namespaced(west_client, &west.name);
     create::<Pod>(&s.api(), bare_pod("app", &pinned(&app), &app)).await;
     create::<Pod>(&west_pods, bare_pod("app", &pinned(&hotfix), &hotfix)).await;
     create::<Pod>(&s.api(), bare_pod("db", &pinned(&db), &db)).await;
     create::<Pod>(&west_pods, bare_pod("db", &pinned(&db), &db)).await;
-    let kubeconfig = two_contexts(s.dir.path(), &s.ns.name, &west.name);
+    let kubeconfig = two_clusters(s.dir.path(), &s.ns.name, &west.name);
 
     let run = |args: &[&str]| {
         Command::new(tagpin_bin())

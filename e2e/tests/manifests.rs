@@ -71,3 +71,67 @@ fn webhook_fails_closed_and_leaves_system_namespaces_alone() {
         }
     }
 }
+
+/// The documents `kubectl kustomize` renders from `manifests/<dir>`.
+fn rendered(dir: &str) -> Vec<Value> {
+    let out = std::process::Command::new(tagpin_e2e::cluster::kubectl_path())
+        .arg("kustomize")
+        .arg(repo_root().join("manifests").join(dir))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "manifests/{dir} does not render: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split("\n---\n")
+        .map(|d| serde_norway::from_str::<Value>(d).unwrap())
+        .collect()
+}
+
+/// Whether `selector`'s `matchLabels` all hold in `labels`.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    selector["matchLabels"]
+        .as_object()
+        .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| &labels[k] == v))
+}
+
+#[test]
+fn every_deployment_of_more_than_one_replica_has_a_budget_that_keeps_one_and_lets_one_go() {
+    let docs = rendered("overlays/drift-watch");
+    let deployments: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Deployment").collect();
+    let names: Vec<&str> = deployments
+        .iter()
+        .filter_map(|d| d["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["tagpin", "tagpin-watch"]);
+    for deployment in deployments {
+        let name = &deployment["metadata"]["name"];
+        let replicas = deployment["spec"]["replicas"].as_i64().unwrap();
+        assert!(replicas > 1, "{name}");
+        let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+        let budgets: Vec<&Value> = docs
+            .iter()
+            .filter(|d| {
+                d["kind"] == "PodDisruptionBudget"
+                    && d["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+                    && selects(&d["spec"]["selector"], labels)
+            })
+            .collect();
+        // Two budgets over the same Pods make every eviction of them fail.
+        assert_eq!(budgets.len(), 1, "{name}: {budgets:#?}");
+        let spec = &budgets[0]["spec"];
+        let (kept, let_go) = match (
+            spec["minAvailable"].as_i64(),
+            spec["maxUnavailable"].as_i64(),
+        ) {
+            (Some(min), None) => (min, replicas - min),
+            (None, Some(max)) => (replicas - max, max),
+            _ => panic!("{name}: a budget with one whole-number bound: {spec}"),
+        };
+        assert!(kept >= 1, "{name}: a drain may take every replica: {spec}");
+        assert!(let_go >= 1, "{name}: a drain can never evict one: {spec}");
+    }
+}
