@@ -33,6 +33,7 @@ cleanup() {
   local rc=$?
   if [[ "${TAGPIN_KEEP:-0}" != 1 ]]; then
     "$REPO/hack/netns.sh" exec "$REPO/hack/cluster.sh" stop || true
+    TAGPIN_DEMO_STATE="$TAGPIN_STATE/demo-cycle" "$REPO/hack/demo.sh" stop >/dev/null 2>&1 || true
   fi
   printf '\n==> %s after %ss\n' "$([[ $rc == 0 ]] && echo passed || echo "FAILED (exit $rc)")" \
     "$((SECONDS - started))" >&2
@@ -63,6 +64,15 @@ hack/netns.sh exec hack/manifests.sh check
 
 step "cargo test"
 hack/netns.sh exec cargo test --workspace
+
+step "demo: start, stop, start, stop (its own cluster beside this one)"
+demo_log="$TAGPIN_STATE/demo-cycle.log"
+for round in 1 2; do
+  TAGPIN_DEMO_STATE="$TAGPIN_STATE/demo-cycle" hack/demo.sh >"$demo_log" 2>&1 ||
+    { tail -n 40 "$demo_log" >&2; echo "error: hack/demo.sh failed in round $round (log: $demo_log)" >&2; exit 1; }
+  TAGPIN_DEMO_STATE="$TAGPIN_STATE/demo-cycle" hack/demo.sh stop >>"$demo_log" 2>&1
+  echo "round $round: the demo's Pods ran the pinned digest; stopped" >&2
+done
 
 if [[ -f hack/fuzz.sh ]]; then
   step "fuzz smoke"

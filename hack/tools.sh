@@ -36,7 +36,7 @@ install_debs() {
   )
   local missing=() f
   for f in "${!want[@]}"; do
-    [[ -x "$f" ]] || missing+=("${want[$f]}")
+    [[ -e "$f" ]] || missing+=("${want[$f]}")
   done
   ((${#missing[@]})) || return 0
   log "installing Debian packages: ${missing[*]}"

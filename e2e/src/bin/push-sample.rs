@@ -1,4 +1,6 @@
-//! Pushes a small sample image to the local TLS registry, for `hack/demo.sh`.
+//! Pushes a small sample image to the local TLS registry, for `hack/demo.sh`: busybox that
+//! sleeps until stopped, so the node runs it. Inside the cluster's network namespace the
+//! image is named by the registry's node address (`TAGPIN_NODE_REGISTRY`), which Pods pull.
 //!
 //! Usage: `push-sample REPOSITORY TAG [SEED]`; prints `registry/repository:tag@sha256:...`.
 
@@ -13,8 +15,12 @@ async fn main() -> anyhow::Result<()> {
     let repository = args.next().context(usage)?;
     let tag = args.next().context(usage)?;
     let seed = args.next().unwrap_or_else(|| format!("{repository}:{tag}"));
-    let pushed = TestRegistry::tls()
-        .push_image(&repository, &tag, &seed)
+    let registry = match tagpin_e2e::TestEnv::load().get("TAGPIN_NODE_REGISTRY") {
+        Some(_) => TestRegistry::node(),
+        None => TestRegistry::tls(),
+    };
+    let pushed = registry
+        .push_runnable_image(&repository, &tag, &seed)
         .await
         .with_context(|| format!("pushing {repository}:{tag}"))?;
     println!("{}@{}", pushed.reference, pushed.digest);
