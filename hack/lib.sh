@@ -10,17 +10,19 @@ TAGPIN_CACHE="${TAGPIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tagpin}"
 K8S_VERSION=v1.37.2
 COSIGN_V2_VERSION=v2.6.5
 COSIGN_V3_VERSION=v3.1.3
+CRANE_VERSION=v0.22.1
 
 TAGPIN_K8S_BIN="$TAGPIN_CACHE/k8s-$K8S_VERSION/bin"
 TAGPIN_COSIGN_V2="$TAGPIN_CACHE/cosign-$COSIGN_V2_VERSION/cosign"
 TAGPIN_COSIGN_V3="$TAGPIN_CACHE/cosign-$COSIGN_V3_VERSION/cosign"
+TAGPIN_CRANE="$TAGPIN_CACHE/crane-$CRANE_VERSION/crane"
 # The referrers-API test registry is built from hack/oci-registry: keyed by its source and
 # pinned module versions, so a change to either builds a new binary.
 OCI_REGISTRY_KEY="$(cat "$REPO"/hack/oci-registry/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12)"
 TAGPIN_OCI_REGISTRY="$TAGPIN_CACHE/oci-registry-$OCI_REGISTRY_KEY/oci-registry"
 
-export REPO TAGPIN_STATE TAGPIN_CACHE K8S_VERSION COSIGN_V2_VERSION COSIGN_V3_VERSION
-export TAGPIN_K8S_BIN TAGPIN_COSIGN_V2 TAGPIN_COSIGN_V3 TAGPIN_OCI_REGISTRY
+export REPO TAGPIN_STATE TAGPIN_CACHE K8S_VERSION COSIGN_V2_VERSION COSIGN_V3_VERSION CRANE_VERSION
+export TAGPIN_K8S_BIN TAGPIN_COSIGN_V2 TAGPIN_COSIGN_V3 TAGPIN_CRANE TAGPIN_OCI_REGISTRY
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

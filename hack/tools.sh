@@ -12,6 +12,7 @@ export TAGPIN_K8S_BIN='$TAGPIN_K8S_BIN'
 export TAGPIN_COSIGN_V2='$TAGPIN_COSIGN_V2'
 export TAGPIN_COSIGN_V3='$TAGPIN_COSIGN_V3'
 export TAGPIN_OCI_REGISTRY='$TAGPIN_OCI_REGISTRY'
+export TAGPIN_CRANE='$TAGPIN_CRANE'
 export PATH='$TAGPIN_K8S_BIN:$(dirname "$TAGPIN_COSIGN_V2")':"\$PATH"
 EOF
 }
@@ -69,19 +70,19 @@ build_k8s() {
   rm -rf "$TAGPIN_K8S_BIN" && mv "$tmp" "$TAGPIN_K8S_BIN"
 }
 
-# install_cosign MODULE_MAJOR VERSION TARGET
-install_cosign() {
-  local major="$1" version="$2" target="$3" tmp
+# install_go_binary PACKAGE VERSION TARGET: `go install PACKAGE@VERSION` from the Go module
+# proxy into TARGET, built beside it and moved into place.
+install_go_binary() {
+  local package="$1" version="$2" target="$3" tmp
   [[ -x "$target" ]] && return 0
-  wait_other_build "cosign/$major/cmd/cosign@$version"
+  wait_other_build "$package@$version"
   [[ -x "$target" ]] && return 0
-  log "building cosign $version"
+  log "building $(basename "$package") $version"
   tmp="$(dirname "$target").partial"
   rm -rf "$tmp" && mkdir -p "$tmp"
-  (cd /tmp && CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags='-s -w' \
-    "github.com/sigstore/cosign/$major/cmd/cosign@$version")
+  (cd /tmp && CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags='-s -w' "$package@$version")
   mkdir -p "$(dirname "$target")"
-  mv "$tmp/cosign" "$target" && rm -rf "$tmp"
+  mv "$tmp/$(basename "$package")" "$target" && rm -rf "$tmp"
 }
 
 # The registry that serves the OCI 1.1 referrers API (hack/oci-registry; versions pinned in
@@ -104,8 +105,10 @@ case "${1:-install}" in
     command -v go >/dev/null || die "go is required (Go 1.26 or newer)"
     install_debs
     build_k8s
-    install_cosign v2 "$COSIGN_V2_VERSION" "$TAGPIN_COSIGN_V2"
-    install_cosign v3 "$COSIGN_V3_VERSION" "$TAGPIN_COSIGN_V3"
+    install_go_binary github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_V2_VERSION" "$TAGPIN_COSIGN_V2"
+    install_go_binary github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_V3_VERSION" "$TAGPIN_COSIGN_V3"
+    # crane assembles and pushes tagpin's container image (hack/image.sh).
+    install_go_binary github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" "$TAGPIN_CRANE"
     build_oci_registry
     ;;
   env) print_env ;;
