@@ -9,6 +9,7 @@ pub mod cosign;
 pub mod env;
 pub mod fake_registry;
 pub mod logs;
+pub mod manifests;
 pub mod mount;
 pub mod registry;
 pub mod tagpin;
