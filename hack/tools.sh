@@ -15,6 +15,7 @@ export TAGPIN_COSIGN_V2='$TAGPIN_COSIGN_V2'
 export TAGPIN_COSIGN_V3='$TAGPIN_COSIGN_V3'
 export TAGPIN_KUSTOMIZE='$TAGPIN_KUSTOMIZE'
 export TAGPIN_OCI_REGISTRY='$TAGPIN_OCI_REGISTRY'
+export TAGPIN_CRANE='$TAGPIN_CRANE'
 export PATH='$TAGPIN_K8S_BIN:$(dirname "$TAGPIN_COSIGN_V2"):$(dirname "$TAGPIN_KUSTOMIZE")':"\$PATH"
 EOF
 }
@@ -170,6 +171,8 @@ case "${1:-install}" in
     install_cosign v2 "$COSIGN_V2_VERSION" "$TAGPIN_COSIGN_V2"
     install_cosign v3 "$COSIGN_V3_VERSION" "$TAGPIN_COSIGN_V3"
     go_install sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION" "$TAGPIN_KUSTOMIZE"
+    # crane assembles and pushes tagpin's container image (hack/image.sh).
+    go_install github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" "$TAGPIN_CRANE"
     build_oci_registry
     ;;
   env) print_env ;;

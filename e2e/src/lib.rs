@@ -11,6 +11,7 @@ pub mod fake_registry;
 pub mod install;
 pub mod layer;
 pub mod logs;
+pub mod manifests;
 pub mod mount;
 pub mod registry;
 pub mod tagpin;

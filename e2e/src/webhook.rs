@@ -1,5 +1,5 @@
 //! Registers a test's tagpin with the API server: the MutatingWebhookConfiguration that
-//! `manifests/overlays/local-url` renders, renamed, pointed at the test's tagpin, and
+//! `manifests/components/local-url` renders, renamed, pointed at the test's tagpin, and
 //! narrowed to the namespaces carrying the test's run label.
 
 use std::time::Duration;
@@ -12,7 +12,7 @@ use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 use crate::cluster::{RunLabel, kubectl, wait_for};
-use crate::env::repo_root;
+use crate::manifests;
 use crate::registry::unique_suffix;
 use crate::tagpin::Tagpin;
 
@@ -27,7 +27,7 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// Renders the local-url overlay and registers its webhook for `tagpin`, limited to
+    /// Renders the local-url component and registers its webhook for `tagpin`, limited to
     /// namespaces labelled with `run`'s key.
     pub async fn register(client: &Client, tagpin: &Tagpin, run: &RunLabel) -> Self {
         let name = format!("tagpin-e2e-{}", unique_suffix());
@@ -97,23 +97,13 @@ impl Drop for Webhook {
     }
 }
 
-/// The MutatingWebhookConfiguration of `kubectl kustomize manifests/overlays/local-url`.
+/// The MutatingWebhookConfiguration of the base with `manifests/components/local-url`, composed
+/// as `hack/manifests.sh local-webhook` composes it (its URL and caBundle are the caller's).
 pub fn rendered_local_url_webhook() -> Value {
-    let out = kubectl()
-        .arg("kustomize")
-        .arg(repo_root().join("manifests/overlays/local-url"))
-        .output()
-        .expect("kubectl kustomize runs");
-    assert!(
-        out.status.success(),
-        "manifests/overlays/local-url does not render: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("rendered manifests are UTF-8");
-    serde_norway::Deserializer::from_str(&text)
-        .map(|doc| {
-            <Value as serde::Deserialize>::deserialize(doc).expect("rendered manifest is YAML")
-        })
-        .find(|doc| doc["kind"] == "MutatingWebhookConfiguration")
-        .expect("manifests/overlays/local-url renders a MutatingWebhookConfiguration")
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let objects = manifests::compose(dir.path(), &["local-url"], "")
+        .unwrap_or_else(|e| panic!("manifests/components/local-url does not render: {e}"));
+    manifests::find(&objects, "MutatingWebhookConfiguration")
+        .cloned()
+        .expect("manifests/components/local-url renders a MutatingWebhookConfiguration")
 }

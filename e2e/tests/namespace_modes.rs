@@ -134,11 +134,13 @@ async fn a_label_overrides_the_config_only_where_the_config_allows_it() {
 }
 
 /// The webhook configuration users install (and the one every e2e test registers, through
-/// `manifests/overlays/local-url`) selects namespaces by `kubernetes.io/metadata.name`
+/// `manifests/components/local-url`) selects namespaces by `kubernetes.io/metadata.name`
 /// only: no label a tenant can set decides whether tagpin is called.
 #[test]
 fn webhook_leaves_namespaces_out_only_by_name() {
-    let base = std::fs::read_to_string(repo_root().join("manifests/base/webhook.yaml")).unwrap();
+    let base =
+        std::fs::read_to_string(repo_root().join("manifests/components/webhook/webhook.yaml"))
+            .unwrap();
     let base: Value = serde_norway::from_str(&base).unwrap();
     for config in [base, rendered_local_url_webhook()] {
         for hook in config["webhooks"].as_array().unwrap() {

@@ -160,6 +160,24 @@ pub enum Command {
         /// Validity of the certificates, in days.
         #[arg(long, value_name = "DAYS", default_value_t = 365)]
         days: u32,
+        /// Also write DIR/kustomization.yaml: tagpin's base and self-signed webhook with a
+        /// tagpin-tls Secret of these certificates, for `kubectl apply -k DIR`.
+        #[arg(long)]
+        kustomize: bool,
+        /// With --kustomize: tagpin's manifests directory (named relative to DIR in the
+        /// kustomization), or a kustomize URL of it, e.g.
+        /// `https://github.com/tagpin/tagpin//manifests?ref=v0.1.0`.
+        #[arg(
+            long,
+            value_name = "DIR|URL",
+            default_value = "manifests",
+            requires = "kustomize"
+        )]
+        manifests: String,
+        /// With --kustomize: run tagpin from this image, `NAME[:TAG]@sha256:...` (the
+        /// kustomization sets it with `images:`; a tag alone is refused).
+        #[arg(long, value_name = "IMAGE", requires = "kustomize")]
+        image: Option<String>,
     },
 }
 

@@ -37,9 +37,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ips,
         client,
         days,
+        kustomize,
+        manifests,
+        image,
     } = &cli.command
     {
-        commands::certs::run(out, dns_names, ips, client.as_deref(), *days)?;
+        let kustomize = kustomize.then_some(commands::certs::KustomizeOptions {
+            manifests,
+            image: image.as_deref(),
+        });
+        commands::certs::run(out, dns_names, ips, client.as_deref(), *days, kustomize)?;
         return Ok(ExitCode::SUCCESS);
     }
     let default_level = match cli.command {

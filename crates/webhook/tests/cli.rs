@@ -203,6 +203,67 @@ fn certs_writes_files_and_prints_the_ca_bundle() {
     }
 }
 
+/// `tagpin certs --kustomize` run from a clone's root names the manifests relative to the
+/// directory it writes, and refuses to run tagpin from a tag.
+#[test]
+fn certs_kustomize_writes_an_installable_directory_and_refuses_a_tag() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let image = format!("registry.example.com/tagpin@{DIGEST}");
+    let out = tagpin()
+        .current_dir(&repo)
+        .args(["certs", "--kustomize", "--image", &image, "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("kustomization.yaml")).unwrap();
+    let manifests = repo.join("manifests").canonicalize().unwrap();
+    let doc: serde_json::Value = serde_norway::from_str(&text).unwrap();
+    let base = dir.path().join(doc["resources"][0].as_str().unwrap());
+    assert_eq!(base.canonicalize().unwrap(), manifests.join("base"));
+    let component = dir.path().join(doc["components"][0].as_str().unwrap());
+    assert_eq!(
+        component.canonicalize().unwrap(),
+        manifests.join("components/self-signed")
+    );
+    assert_eq!(doc["images"][0]["newName"], "registry.example.com/tagpin");
+    assert_eq!(doc["images"][0]["digest"], DIGEST);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca-bundle.crt")).unwrap(),
+        std::fs::read_to_string(dir.path().join("ca.crt")).unwrap()
+    );
+
+    let refused = tempfile::tempdir().unwrap();
+    let out = tagpin()
+        .current_dir(&repo)
+        .args([
+            "certs",
+            "--kustomize",
+            "--image",
+            "registry.example.com/tagpin:0.1.0",
+        ])
+        .arg("--out")
+        .arg(refused.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has no digest"), "{stderr}");
+    assert!(!refused.path().join("tls.key").exists());
+
+    let out = tagpin()
+        .args(["certs", "--image", &image, "--out"])
+        .arg(refused.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "--image needs --kustomize");
+}
+
 #[test]
 fn resolve_names_the_invalid_image_and_keeps_digests_as_written() {
     let pinned = format!("nginx:1.25@{DIGEST}");

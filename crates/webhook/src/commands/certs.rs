@@ -1,5 +1,9 @@
 //! `tagpin certs`: a self-signed CA and a serving certificate for bootstrapping the webhook.
 
+mod kustomization;
+
+pub use kustomization::Options as KustomizeOptions;
+
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -12,13 +16,15 @@ use rcgen::{
 };
 
 /// Writes `ca.crt`, `tls.crt` and `tls.key` (and `client.crt`, `client.key` for `client`)
-/// into `out` and prints the base64 `caBundle`.
+/// into `out` and prints the base64 `caBundle`. With `kustomize`, also `ca-bundle.crt` and a
+/// `kustomization.yaml` installing tagpin with them.
 pub fn run(
     out: &Path,
     dns_names: &[String],
     ips: &[IpAddr],
     client: Option<&str>,
     days: u32,
+    kustomize: Option<KustomizeOptions<'_>>,
 ) -> anyhow::Result<()> {
     if dns_names.is_empty() && ips.is_empty() {
         anyhow::bail!("the serving certificate needs at least one --dns-name or --ip");
@@ -29,6 +35,15 @@ pub fn run(
 
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let ca_pem = ca_cert.pem();
+    if let Some(options) = kustomize {
+        // Read before ca.crt is replaced: the webhook keeps trusting it during the rollout.
+        let previous = std::fs::read_to_string(out.join("ca.crt")).ok();
+        let not_after = template.not_after.date().to_string();
+        let text = kustomization::render(options, out, &not_after)?;
+        let bundle = kustomization::ca_bundle(&ca_pem, previous.as_deref());
+        write(out, "ca-bundle.crt", &bundle, 0o644)?;
+        write(out, "kustomization.yaml", &text, 0o644)?;
+    }
     write(out, "ca.crt", &ca_pem, 0o644)?;
     write(out, "tls.crt", &cert.pem(), 0o644)?;
     write(out, "tls.key", &key.serialize_pem(), 0o600)?;
