@@ -12,7 +12,7 @@ case "${1:-}" in
     "$REPO/hack/control-plane.sh" start
     "$REPO/hack/node.sh" start
     if [[ -x "$REPO/hack/image.sh" ]]; then
-      TAGPIN_IMAGE_REPO="$TAGPIN_NODE_IP:5443/tagpin/tagpin" "$REPO/hack/image.sh" >/dev/null
+      "$REPO/hack/image.sh" >/dev/null
     fi
     ;;
   stop)

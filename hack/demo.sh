@@ -52,6 +52,7 @@ if [[ "${1:-}" != --in-netns ]]; then
   cargo fetch --locked >/dev/null
   cargo build -p tagpin --bin tagpin
   cargo build -p tagpin-e2e --bin push-sample
+  hack/image.sh prepare
   exec hack/netns.sh exec "$0" --in-netns
 fi
 
@@ -78,7 +79,7 @@ mkdir -p "$DEMO"
 )
 
 say "install tagpin: hack/install-overlay.sh (tagpin certs --kustomize, image by digest) + the demo's policy"
-TAGPIN_IMAGE="$REGISTRY/${TAGPIN_IMAGE#"$TAGPIN_REGISTRY"/}" TAGPIN_REGISTRY="$REGISTRY" \
+TAGPIN_IMAGE="$REGISTRY/${TAGPIN_IMAGE#"$TAGPIN_REGISTRY"/}" \
   TAGPIN_INSTALL_DIR="$DEMO/install/base" TAGPIN_BIN="$TAGPIN" hack/install-overlay.sh >/dev/null
 cp "$TAGPIN_REGISTRY_CA" "$DEMO/install/registry-ca.pem"
 cp "$DEMO/cosign.pub" "$DEMO/install/cosign.pub"

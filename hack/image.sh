@@ -2,6 +2,8 @@
 # Builds tagpin's container image on this machine, without a Docker engine, and pushes it.
 #   hack/image.sh          build the release binary (cargo no-op when up to date), assemble the
 #                          image, push it, check it, print REPO:TAG@sha256:<64 hex> on stdout
+#   hack/image.sh prepare    only what downloads: the release build and Debian's packages
+#                            (hack/test.sh runs it before entering the cluster's namespace)
 #   hack/image.sh check REF  extract REF and run it as uid 65532 on a read-only root
 #
 # The image is distroless-style: the release binary at /usr/local/bin/tagpin, exactly the
@@ -316,8 +318,21 @@ EOF
   echo "$ref@$digest"
 }
 
+# prepare: everything that downloads (the release build's crates, Debian's packages), so that
+# `build` then runs where only the registry is reachable (the local cluster's namespace).
+prepare() {
+  command -v dpkg-deb >/dev/null && command -v apt-get >/dev/null || die "needs Debian's apt-get and dpkg-deb"
+  [[ -x "$TAGPIN_CRANE" ]] || hack/tools.sh
+  local binary
+  binary="$(release_binary)"
+  mkdir -p "$WORK"
+  assemble "$binary" "$WORK/rootfs" >/dev/null
+  log "prepared: release binary built, Debian packages in $DEB_CACHE"
+}
+
 case "${1:-build}" in
   build) build ;;
+  prepare) prepare ;;
   check) [[ -n "${2:-}" ]] || die "usage: $0 check REF"; command -v jq >/dev/null || die "jq missing"; check "$2" ;;
-  *) die "usage: $0 [build | check REF]" ;;
+  *) die "usage: $0 [build | prepare | check REF]" ;;
 esac

@@ -8,7 +8,7 @@
 #                            $TAGPIN_STATE/image.env, which hack/image.sh writes)
 #   TAGPIN_INSTALL_CERTS     self-signed (default): certificates made the way the README tells a
 #                            user, `tagpin certs --out DIR/self-signed --kustomize --image ...`;
-#                            or cert-manager: manifests/overlays/cert-manager (needs cert-manager)
+#                            or cert-manager: manifests/components/cert-manager (needs cert-manager)
 #   TAGPIN_INSTALL_COMPONENTS  space-separated names under manifests/components to add, e.g.
 #                            drift-watch (default: none)
 #   TAGPIN_INSTALL_DIR       where to write (default $TAGPIN_STATE/install); replaced each run,
@@ -16,7 +16,8 @@
 #                            next run's bundle (a re-run rotates the certificates safely)
 #   TAGPIN_BIN               the tagpin CLI for `tagpin certs` (default: the debug build in
 #                            CARGO_TARGET_DIR or target/, built if missing)
-#   $TAGPIN_STATE/registry.env  when the image is on TAGPIN_REGISTRY and TAGPIN_REGISTRY_USER is
+#   $TAGPIN_STATE/registry.env  when the image is on TAGPIN_REGISTRY (or on TAGPIN_NODE_REGISTRY,
+#                            its name inside the cluster's namespace) and TAGPIN_REGISTRY_USER is
 #                            set, a kubernetes.io/dockerconfigjson Secret `tagpin-pull` with those
 #                            credentials is added to tagpin-system and named in the tagpin
 #                            ServiceAccount's imagePullSecrets (and tagpin-watch's, with
@@ -25,7 +26,7 @@
 # Outputs:
 #   stdout                   the directory, nothing else
 #   DIR/kustomization.yaml   resources: the certificate source (DIR/self-signed, or a relative
-#                            path to manifests/overlays/cert-manager); images: ghcr.io/tagpin/tagpin
+#                            path to manifests/base with manifests/components/cert-manager); images: ghcr.io/tagpin/tagpin
 #                            -> the image's name and digest; the pull Secret when added
 #   DIR/self-signed/         ca.crt, ca-bundle.crt, tls.crt, tls.key, kustomization.yaml
 set -euo pipefail
@@ -71,7 +72,8 @@ case "$CERTS" in
     ;;
   cert-manager)
     rm -rf "$DIR/self-signed"
-    source_dir="$(rel "$REPO/manifests/overlays/cert-manager")"
+    source_dir="$(rel "$REPO/manifests/base")"
+    TAGPIN_INSTALL_COMPONENTS="cert-manager ${TAGPIN_INSTALL_COMPONENTS:-}"
     ;;
   *) die "TAGPIN_INSTALL_CERTS=$CERTS: expected self-signed or cert-manager" ;;
 esac
@@ -95,11 +97,15 @@ esac
   echo "    digest: $DIGEST"
 } >"$DIR/kustomization.yaml"
 
-if [[ -n "${TAGPIN_REGISTRY:-}" && "${NAME%%/*}" == "$TAGPIN_REGISTRY" && -n "${TAGPIN_REGISTRY_USER:-}" ]]; then
+LOCAL_REGISTRY=""
+for r in "${TAGPIN_REGISTRY:-}" "${TAGPIN_NODE_REGISTRY:-}"; do
+  [[ -n "$r" && "${NAME%%/*}" == "$r" ]] && LOCAL_REGISTRY="$r"
+done
+if [[ -n "$LOCAL_REGISTRY" && -n "${TAGPIN_REGISTRY_USER:-}" ]]; then
   (
     umask 077
     auth="$(printf '%s:%s' "$TAGPIN_REGISTRY_USER" "$TAGPIN_REGISTRY_PASSWORD" | base64 -w0)"
-    printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$TAGPIN_REGISTRY" "$auth" >"$DIR/.dockerconfigjson"
+    printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$LOCAL_REGISTRY" "$auth" >"$DIR/.dockerconfigjson"
   )
   cat >>"$DIR/kustomization.yaml" <<EOF
 # The local registry needs credentials to pull tagpin's own image.

@@ -51,6 +51,7 @@ hack/tools.sh
 eval "$(hack/tools.sh env)"
 # The cluster's namespace reaches no package registry: everything the build needs comes first.
 cargo fetch --locked >/dev/null
+hack/image.sh prepare
 
 step "local cluster (in network namespace $TAGPIN_NETNS)"
 hack/netns.sh exec hack/cluster.sh start

@@ -96,7 +96,6 @@ fn apply(env: &TestEnv, image: &str) {
     let out = Command::new("bash")
         .arg(repo_root().join("hack/install-overlay.sh"))
         .env("TAGPIN_IMAGE", image)
-        .env("TAGPIN_REGISTRY", &node_registry)
         .env("TAGPIN_INSTALL_DIR", &install)
         .env("TAGPIN_BIN", tagpin_bin())
         .output()

@@ -30,20 +30,38 @@ fn one(path: &str, kind: &str) -> Value {
         .unwrap_or_else(|| panic!("no {kind} in {path}"))
 }
 
-/// Every kustomization a user can apply on its own: the base and each overlay, rendered.
+/// Every kustomization a user can apply on its own (the base and each overlay), and the
+/// cert-manager install as the README writes it (the base with its component), rendered.
 fn installable() -> Vec<(String, Vec<Value>)> {
     let mut dirs = vec!["base".to_owned()];
     for entry in std::fs::read_dir(manifests_dir().join("overlays")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         dirs.push(format!("overlays/{name}"));
     }
-    dirs.into_iter()
+    let mut rendered: Vec<(String, Vec<Value>)> = dirs
+        .into_iter()
         .map(|d| {
             let objects = render(&manifests_dir().join(&d))
                 .unwrap_or_else(|e| panic!("manifests/{d} does not render: {e}"));
             (d, objects)
         })
-        .collect()
+        .collect();
+    let install = tempfile::tempdir().unwrap();
+    // kustomize takes only relative paths to other kustomizations.
+    let up = "../".repeat(install.path().components().count() - 1);
+    let manifests = manifests_dir().canonicalize().unwrap();
+    let from_root = manifests.strip_prefix("/").unwrap().display().to_string();
+    std::fs::write(
+        install.path().join("kustomization.yaml"),
+        format!(
+            "resources: [{up}{from_root}/base]\ncomponents: [{up}{from_root}/components/cert-manager]\n"
+        ),
+    )
+    .unwrap();
+    let objects = render(install.path())
+        .unwrap_or_else(|e| panic!("the README's cert-manager install does not render: {e}"));
+    rendered.push(("base + components/cert-manager".to_owned(), objects));
+    rendered
 }
 
 /// The names a webhook's namespaceSelector leaves out by `kubernetes.io/metadata.name`.
@@ -205,7 +223,7 @@ fn no_component_registers_the_webhook_alone() {
             );
         }
     }
-    for carrier in ["webhook", "self-signed", "local-url"] {
+    for carrier in ["webhook", "self-signed", "local-url", "cert-manager"] {
         assert!(
             render(&manifests_dir().join("components").join(carrier)).is_err(),
             "manifests/components/{carrier} builds alone"
