@@ -6,10 +6,12 @@
 
 pub mod cluster;
 pub mod cosign;
+pub mod cosign_layouts;
 pub mod env;
 pub mod fake_registry;
 pub mod logs;
 pub mod mount;
+pub mod recording_registry;
 pub mod registry;
 pub mod tagpin;
 pub mod webhook;
