@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::recording_registry::RecordingRegistry;
-use crate::registry::OCI_MANIFEST;
+use crate::registry::{OCI_INDEX, OCI_MANIFEST};
 
 /// The predicate type of cosign v3's image signatures (a DSSE statement).
 pub const COSIGN_SIGN: &str = "https://sigstore.dev/cosign/sign/v1";
@@ -132,6 +132,36 @@ pub fn push_image(registry: &RecordingRegistry, repository: &str, tag: &str) -> 
     }))
     .expect("manifest serializes");
     registry.put_manifest(repository, Some(tag), OCI_MANIFEST, &bytes)
+}
+
+/// Pushes an index tagged `tag` listing `platforms` (image digests, for linux/amd64,
+/// linux/arm64, ...); returns its digest.
+pub fn push_index(
+    registry: &RecordingRegistry,
+    repository: &str,
+    tag: &str,
+    platforms: &[String],
+) -> String {
+    let architectures = ["amd64", "arm64", "s390x", "ppc64le"];
+    let manifests: Vec<Value> = platforms
+        .iter()
+        .zip(architectures.iter().cycle())
+        .map(|(digest, arch)| {
+            json!({
+                "mediaType": OCI_MANIFEST,
+                "digest": digest,
+                "size": 1,
+                "platform": {"os": "linux", "architecture": arch},
+            })
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": manifests,
+    }))
+    .expect("index serializes");
+    registry.put_manifest(repository, Some(tag), OCI_INDEX, &bytes)
 }
 
 /// cosign v2's layout: a simple-signing signature under `sha256-<hex>.sig` and, when
