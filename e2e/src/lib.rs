@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod cosign;
 pub mod cosign_layouts;
+pub mod delay_proxy;
 pub mod env;
 pub mod fake_registry;
 pub mod logs;
