@@ -7,7 +7,9 @@
 #   hack/bench.sh
 # Environment: BENCH_SECONDS (3 per run), BENCH_CONNECTIONS (16), BENCH_RATE (2000),
 # BENCH_COLD_REQUESTS (150), BENCH_VERIFIED_COLD_REQUESTS (30), BENCH_BURST (1000), BENCH_IDLE_SECONDS (60),
-# BENCH_CLIENT_THREADS (2), BENCH_OUT (results file).
+# BENCH_CLIENT_THREADS (2), BENCH_OUT (results file), BENCH_SCENARIOS (groups to run:
+# throughput, latency (cold admissions behind a delaying proxy), first (first admission
+# after a start); all by default), BENCH_LATENCY_RTTS_MS, BENCH_LATENCY_SAMPLES, BENCH_FIRST_STARTS.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"

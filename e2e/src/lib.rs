@@ -6,6 +6,8 @@
 
 pub mod cluster;
 pub mod cosign;
+pub mod cosign_layouts;
+pub mod delay_proxy;
 pub mod env;
 pub mod fake_registry;
 pub mod install;
@@ -13,6 +15,7 @@ pub mod layer;
 pub mod logs;
 pub mod manifests;
 pub mod mount;
+pub mod recording_registry;
 pub mod registry;
 pub mod tagpin;
 pub mod webhook;

@@ -39,6 +39,9 @@ pub struct TagpinConfig {
     pub cache_ttl_seconds: Option<f64>,
     /// How tagpin reaches the API server.
     pub kube: KubeAccess,
+    /// Other `host:port`s that reach the TLS registry (a proxy in front of it): tagpin
+    /// trusts its CA there too and, with `registry_credentials`, sends its credentials.
+    pub registry_aliases: Vec<String>,
 }
 
 /// The `tagpin` binary: `$TAGPIN_BIN`, else the one beside this test in the target
@@ -80,6 +83,24 @@ impl Tagpin {
     /// Writes a serving certificate for 127.0.0.1 and a config, starts `tagpin serve` on a
     /// free port and waits until it is ready.
     pub async fn start(config: TagpinConfig) -> Self {
+        let mut tagpin = Self::spawned(config);
+        tagpin.wait_ready().await;
+        tagpin
+    }
+
+    /// Like [`Tagpin::start`], but waits for its log to say it is ready instead of asking
+    /// `/readyz`, so the first TLS connection to it is the caller's.
+    pub async fn start_untouched(config: TagpinConfig) -> Self {
+        let mut tagpin = Self::spawned(config);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !tagpin.log().contains("ready to admit") {
+            tagpin.check_running(deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tagpin
+    }
+
+    fn spawned(config: TagpinConfig) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         run_certs(&dir.path().join("tls"));
         let mut tagpin = Self {
@@ -89,7 +110,6 @@ impl Tagpin {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         tagpin.spawn();
-        tagpin.wait_ready().await;
         tagpin
     }
 
@@ -173,14 +193,25 @@ impl Tagpin {
         let registry = TestRegistry::tls();
         let ca = registry.ca.clone().expect("the TLS registry has a CA");
         let tls = self.dir().join("tls");
-        let mut resolver = format!(
-            "resolver:\n  registries:\n    \"{}\":\n      ca: {}\n",
-            registry.host,
-            ca.display()
-        );
+        let mut resolver = "resolver:\n  registries:\n".to_owned();
+        let mut hosts = vec![registry.clone()];
+        for alias in &self.config.registry_aliases {
+            let mut host = registry.clone();
+            host.host = alias.clone();
+            hosts.push(host);
+        }
+        for host in &hosts {
+            resolver.push_str(&format!(
+                "    \"{}\":\n      ca: {}\n",
+                host.host,
+                ca.display()
+            ));
+        }
         let docker = if self.config.registry_credentials {
             let docker = self.dir().join("docker-config.json");
-            std::fs::write(&docker, registry.docker_config_json()).expect("docker config");
+            let hosts: Vec<&TestRegistry> = hosts.iter().collect();
+            std::fs::write(&docker, crate::registry::docker_config_json(&hosts))
+                .expect("docker config");
             Some(docker)
         } else {
             self.config.docker_config.clone()
@@ -264,18 +295,23 @@ impl Tagpin {
             {
                 return;
             }
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if let Some(status) = exited {
-                panic!("tagpin serve exited with {status}:\n{}", self.log_tail());
-            }
-            if Instant::now() >= deadline {
-                self.stop();
-                panic!("tagpin serve not ready within 30s:\n{}", self.log_tail());
-            }
+            self.check_running(deadline);
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Panics when the process exited or `deadline` passed before it was ready.
+    fn check_running(&mut self, deadline: Instant) {
+        let exited = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        if let Some(status) = exited {
+            panic!("tagpin serve exited with {status}:\n{}", self.log_tail());
+        }
+        if Instant::now() >= deadline {
+            self.stop();
+            panic!("tagpin serve not ready within 30s:\n{}", self.log_tail());
         }
     }
 }

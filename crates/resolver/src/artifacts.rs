@@ -100,6 +100,11 @@ impl Resolver {
 
     /// The OCI 1.1 referrers index of `digest`, falling back to the `sha256-<hex>` tag
     /// schema when the registry has no referrers API; `Ok(None)` when neither exists.
+    ///
+    /// Until the host has said whether it serves the API, both are asked at once, so the
+    /// fallback costs no round trip of its own; then only the one it serves is asked. A
+    /// registry that serves the API never answers it with 404 (OCI distribution spec 1.1),
+    /// so a 404 means the tag schema.
     pub async fn fetch_referrers(
         &self,
         image: &ImageReference,
@@ -107,32 +112,38 @@ impl Resolver {
         keychain: &Keychain,
     ) -> Result<Option<Vec<u8>>, ResolveError> {
         let (client, budget) = self.origin_client(image, keychain)?;
-        let ctx = context(image, budget);
-        let path = format!("{}/referrers/{digest}", image.repository());
-        let res = client.send(Method::GET, &path, &[OCI_INDEX], &ctx).await?;
-        let is_index = res
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with(OCI_INDEX));
-        if res.status().is_success() && is_index {
-            let bytes = read_limited(res, MAX_MANIFEST_BYTES).await.map_err(|e| {
-                ResolveError::invalid_response(
-                    image.as_written(),
-                    client.host(),
-                    format!("reading referrers of {digest}: {e}"),
-                )
-            })?;
-            return Ok(Some(bytes));
-        }
-        if !res.status().is_success() && res.status() != http::StatusCode::NOT_FOUND {
-            return Err(client.status_error(res, &ctx, None).await);
-        }
         let tag = format!("{}-{}", digest.algorithm().name(), digest.hex());
-        Ok(self
-            .fetch_manifest(image, &tag, &[OCI_INDEX], keychain)
-            .await?
-            .map(|m| m.bytes))
+        let by_tag = async {
+            Ok(self
+                .fetch_manifest(image, &tag, &[OCI_INDEX], keychain)
+                .await?
+                .map(|m| m.bytes))
+        };
+        let by_api = referrers_api(&client, image, digest, budget);
+        let endpoint = client.endpoint();
+        match endpoint.referrers_api() {
+            Some(false) => by_tag.await,
+            Some(true) => match by_api.await? {
+                Some(index) => Ok(Some(index)),
+                None => {
+                    endpoint.learn_referrers_api(false);
+                    by_tag.await
+                }
+            },
+            None => {
+                let (listed, tagged) = futures::join!(by_api, by_tag);
+                match listed? {
+                    Some(index) => {
+                        endpoint.learn_referrers_api(true);
+                        Ok(Some(index))
+                    }
+                    None => {
+                        endpoint.learn_referrers_api(false);
+                        tagged
+                    }
+                }
+            }
+        }
     }
 
     fn origin_client(
@@ -143,6 +154,38 @@ impl Resolver {
         let client = self.client(image.registry(), keychain.credential_for(image.registry()))?;
         Ok((client, self.deadline()))
     }
+}
+
+/// `GET /v2/<name>/referrers/<digest>`: the index when the host serves the referrers API,
+/// `None` when it does not (404, or an answer that is no OCI index).
+async fn referrers_api(
+    client: &RegistryClient,
+    image: &ImageReference,
+    digest: &Digest,
+    budget: std::time::Duration,
+) -> Result<Option<Vec<u8>>, ResolveError> {
+    let ctx = context(image, budget);
+    let path = format!("{}/referrers/{digest}", image.repository());
+    let res = client.send(Method::GET, &path, &[OCI_INDEX], &ctx).await?;
+    let is_index = res
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(OCI_INDEX));
+    if res.status().is_success() && is_index {
+        let bytes = read_limited(res, MAX_MANIFEST_BYTES).await.map_err(|e| {
+            ResolveError::invalid_response(
+                image.as_written(),
+                client.host(),
+                format!("reading referrers of {digest}: {e}"),
+            )
+        })?;
+        return Ok(Some(bytes));
+    }
+    if !res.status().is_success() && res.status() != http::StatusCode::NOT_FOUND {
+        return Err(client.status_error(res, &ctx, None).await);
+    }
+    Ok(None)
 }
 
 fn context(image: &ImageReference, budget: std::time::Duration) -> RequestContext<'_> {

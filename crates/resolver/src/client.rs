@@ -70,9 +70,10 @@ pub struct RegistryClient {
     endpoint: Arc<Endpoint>,
     credential: Option<Credential>,
     tokens: Mutex<HashMap<String, Token>>,
+    /// One token request per scope at a time: requests that need the same new token wait
+    /// for it instead of asking for their own.
+    token_requests: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     auth_mode: AtomicU8,
-    /// What `/v2/` asked for, learnt once so later requests authenticate up front.
-    challenge: tokio::sync::OnceCell<Option<Challenge>>,
     stats: Arc<Stats>,
 }
 
@@ -92,8 +93,8 @@ impl RegistryClient {
             endpoint,
             credential,
             tokens: Mutex::new(HashMap::new()),
+            token_requests: Mutex::new(HashMap::new()),
             auth_mode: AtomicU8::new(AUTH_UNKNOWN),
-            challenge: tokio::sync::OnceCell::new(),
             stats,
         }
     }
@@ -103,7 +104,13 @@ impl RegistryClient {
         &self.endpoint.host
     }
 
-    /// Sends one registry API request (`/v2/<path>`) with auth, retries and the deadline.
+    /// The host this client talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Sends one registry API request (`/v2/<path>`) with auth, retries and the deadline,
+    /// each attempt in one of the host's `maxConcurrentRequests` slots.
     pub async fn send(
         &self,
         method: Method,
@@ -119,6 +126,9 @@ impl RegistryClient {
         self.authenticate_up_front(&scope, ctx).await?;
         loop {
             let url = self.url(path, ctx)?;
+            let slot = tokio::time::timeout(self.remaining(ctx)?, self.endpoint.slot())
+                .await
+                .map_err(|_| self.timed_out(ctx))?;
             let mut req = self
                 .endpoint
                 .http
@@ -144,6 +154,7 @@ impl RegistryClient {
             if status == StatusCode::UNAUTHORIZED && !authenticated_once {
                 authenticated_once = true;
                 self.stats.record(RequestResult::Unauthorized);
+                drop(slot);
                 self.answer_challenge(res.headers(), &scope, ctx).await?;
                 continue;
             }
@@ -165,6 +176,7 @@ impl RegistryClient {
                     };
                     return Err(self.status_error(res, ctx, Some(gave_up)).await);
                 }
+                drop(slot);
                 tokio::time::sleep(wait).await;
                 continue;
             }
@@ -224,10 +236,12 @@ impl RegistryClient {
         }
     }
 
-    /// Asks `/v2/` once which authentication the registry wants, so a lookup costs one
-    /// manifest request instead of an unauthenticated one plus a retry.
+    /// Asks `/v2/` once per host which authentication the registry wants, so a lookup
+    /// costs one manifest request instead of an unauthenticated one plus a retry, and a
+    /// new credential only its token.
     async fn learn_challenge(&self, ctx: &RequestContext<'_>) -> Result<(), ResolveError> {
-        self.challenge
+        self.endpoint
+            .challenge
             .get_or_try_init(|| async {
                 loop {
                     let url = self.url("", ctx)?;
@@ -260,7 +274,7 @@ impl RegistryClient {
         scope: &str,
         ctx: &RequestContext<'_>,
     ) -> Result<(), ResolveError> {
-        match self.challenge.get().cloned().flatten() {
+        match self.endpoint.challenge.get().cloned().flatten() {
             Some(Challenge::Basic) => {
                 if matches!(self.credential, Some(Credential::Basic { .. })) {
                     self.auth_mode.store(AUTH_BASIC, Ordering::Relaxed);
@@ -270,6 +284,12 @@ impl RegistryClient {
             Some(Challenge::Bearer { realm, service, .. })
                 if self.cached_token(scope).is_none() =>
             {
+                let gate = self.token_request(scope);
+                let _asking = gate.lock().await;
+                // Another request may have fetched it while this one waited.
+                if self.cached_token(scope).is_some() {
+                    return Ok(());
+                }
                 let token = self
                     .fetch_token(&realm, service.as_deref(), scope, ctx)
                     .await?;
@@ -278,6 +298,17 @@ impl RegistryClient {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The lock that one token request for `scope` holds.
+    fn token_request(&self, scope: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut requests) = self.token_requests.lock() else {
+            return Arc::default();
+        };
+        // Locks nobody holds or waits on are dropped, so the map stays as small as the
+        // number of token requests in flight.
+        requests.retain(|_, lock| Arc::strong_count(lock) > 1);
+        requests.entry(scope.to_owned()).or_default().clone()
     }
 
     fn store_token(&self, scope: &str, token: Token) {

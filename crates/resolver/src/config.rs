@@ -24,7 +24,7 @@ pub struct ResolverConfig {
 }
 
 /// How to reach one registry.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RegistrySettings {
     /// PEM bundle of CAs trusted for this registry, in addition to the system roots.
@@ -37,6 +37,24 @@ pub struct RegistrySettings {
     /// reachable and answers otherwise (another digest, no such tag, an error status),
     /// the lookup fails; when it is unreachable, the mirror's answer stands, unconfirmed.
     pub confirm_mirrors: bool,
+    /// Most requests in flight to this host at once, over every credential; more wait.
+    pub max_concurrent_requests: usize,
+}
+
+/// Requests in flight per registry host unless configured: one verified admission of ten
+/// images asks for about forty artifacts at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            ca: None,
+            plain_http: false,
+            mirrors: Vec::new(),
+            confirm_mirrors: false,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+        }
+    }
 }
 
 /// Size and lifetime of cached tag-to-digest answers.
@@ -130,6 +148,11 @@ impl ResolverConfig {
         let mut seen: BTreeMap<String, &str> = BTreeMap::new();
         for (host, settings) in &self.registries {
             validate_host(host).map_err(|e| format!("registries.{host:?}: {e}"))?;
+            if settings.max_concurrent_requests == 0 {
+                return Err(format!(
+                    "registries.{host:?}.maxConcurrentRequests must be at least 1"
+                ));
+            }
             for m in &settings.mirrors {
                 validate_host(m).map_err(|e| format!("registries.{host:?}.mirrors: {e}"))?;
             }
@@ -201,6 +224,16 @@ mod tests {
         c.registries
             .insert("https://r.example".into(), RegistrySettings::default());
         assert!(c.validate().unwrap_err().contains("without scheme"));
+        let c: ResolverConfig =
+            serde_norway::from_str("registries:\n  r.example: {maxConcurrentRequests: 0}\n")
+                .unwrap();
+        assert!(c.validate().unwrap_err().contains("maxConcurrentRequests"));
+        assert_eq!(
+            ResolverConfig::default()
+                .registry("r.example")
+                .max_concurrent_requests,
+            DEFAULT_MAX_CONCURRENT_REQUESTS
+        );
     }
 
     #[test]

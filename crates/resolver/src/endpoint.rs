@@ -1,8 +1,12 @@
 //! How to reach one registry host: scheme, trusted CAs, timeouts; and TLS error classification.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
+
+use crate::challenge::Challenge;
 use crate::config::{RegistrySettings, TimeoutSettings};
 use crate::error::ResolveError;
 
@@ -18,6 +22,10 @@ pub enum Scheme {
 const HTTPS: u8 = 0;
 const HTTP: u8 = 1;
 
+/// How long what a registry answered about the referrers API is believed: long enough that
+/// verifications do not ask it twice, short enough that an upgraded registry is noticed.
+const REFERRERS_API_MEMORY: Duration = Duration::from_secs(600);
+
 /// One registry host with its HTTP connection pool. Carries no credentials, so
 /// clients of different credentials may share it.
 pub struct Endpoint {
@@ -25,8 +33,14 @@ pub struct Endpoint {
     pub host: String,
     /// The connection pool, with this host's CA and timeouts.
     pub http: reqwest::Client,
+    /// What `/v2/` asked for, learnt once for every credential: the same for all of them.
+    pub challenge: OnceCell<Option<Challenge>>,
     loopback: bool,
     scheme: AtomicU8,
+    /// Requests in flight to this host, whatever their credential.
+    in_flight: Semaphore,
+    /// Whether the host serves the OCI 1.1 referrers API, and since when that is known.
+    referrers_api: Mutex<Option<(bool, Instant)>>,
 }
 
 impl Endpoint {
@@ -72,9 +86,37 @@ impl Endpoint {
         Ok(Self {
             host: host.to_owned(),
             http,
+            challenge: OnceCell::new(),
             loopback: is_loopback_host(host),
             scheme: AtomicU8::new(if settings.plain_http { HTTP } else { HTTPS }),
+            in_flight: Semaphore::new(
+                settings
+                    .max_concurrent_requests
+                    .clamp(1, Semaphore::MAX_PERMITS),
+            ),
+            referrers_api: Mutex::new(None),
         })
+    }
+
+    /// A slot for one request to this host; waits while `maxConcurrentRequests` are in flight.
+    /// `None` when the semaphore is closed, which it never is.
+    pub async fn slot(&self) -> Option<SemaphorePermit<'_>> {
+        self.in_flight.acquire().await.ok()
+    }
+
+    /// Whether the host serves the OCI 1.1 referrers API, when it answered recently.
+    pub fn referrers_api(&self) -> Option<bool> {
+        let known = *self.referrers_api.lock().ok()?;
+        known
+            .filter(|(_, at)| at.elapsed() < REFERRERS_API_MEMORY)
+            .map(|(served, _)| served)
+    }
+
+    /// Remembers whether the host serves the referrers API.
+    pub fn learn_referrers_api(&self, served: bool) {
+        if let Ok(mut known) = self.referrers_api.lock() {
+            *known = Some((served, Instant::now()));
+        }
     }
 
     /// The scheme requests use now.

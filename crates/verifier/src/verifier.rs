@@ -2,10 +2,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use futures::future::join_all;
 use tagpin_resolver::{Digest, ImageReference};
 
 use crate::cache::VerdictCache;
 use crate::discovery::discover::{self, Discovery};
+use crate::discovery::fetch_once::FetchOnce;
 use crate::discovery::source::{ArtifactSource, SourceError};
 use crate::formats::cosign_v2::{Descriptor, Manifest};
 use crate::policy::judge::{self, Target};
@@ -93,8 +95,20 @@ pub async fn verify_uncached<S: ArtifactSource>(
 /// Like [`verify_uncached`], with a reason that does not name the image as written, so
 /// one verdict can be cached for every spelling of the image and told to each request
 /// in its own with [`Verdict::for_image`].
+///
+/// Each artifact is asked of `source` once, however many signatures and platforms need it.
 pub async fn judge_uncached<S: ArtifactSource>(
     source: &S,
+    policy: &CompiledPolicy,
+    image: &ImageReference,
+    digest: &Digest,
+) -> Result<Verdict, VerifyError> {
+    judge(&FetchOnce::new(source), policy, image, digest).await
+}
+
+/// See [`judge_uncached`]; `source` shares its answers.
+async fn judge<S: ArtifactSource>(
+    source: &FetchOnce<S>,
     policy: &CompiledPolicy,
     image: &ImageReference,
     digest: &Digest,
@@ -129,12 +143,24 @@ pub async fn judge_uncached<S: ArtifactSource>(
             reason,
         });
     };
-    let found = discover::discover(source, image, digest)
-        .await
-        .map_err(registry_error)?;
+    // A rule that accepts platform signatures reads the index beside the discovery, so
+    // the platforms can be looked up as soon as the index itself turns out unsigned.
+    let (found, index) = if rule.accept_platform_signatures {
+        let (found, index) = futures::join!(
+            discover::discover(source, image, digest),
+            read_index(source, image, digest)
+        );
+        (found, Some(index))
+    } else {
+        (discover::discover(source, image, digest).await, None)
+    };
+    let found = found.map_err(registry_error)?;
     let mut verdict = evaluate(rule, policy, &name, digest, &found);
-    if verdict.outcome == Outcome::Failed && rule.accept_platform_signatures {
-        match platform_verdict(source, policy, rule, image, digest)
+    if verdict.outcome == Outcome::Failed
+        && let Some(index) = index
+    {
+        let index = index.map_err(registry_error)?;
+        match platform_verdict(source, policy, rule, image, index)
             .await
             .map_err(registry_error)?
         {
@@ -247,35 +273,46 @@ fn is_build_attestation(entry: &Descriptor) -> bool {
     annotated && unknown
 }
 
-/// When `digest` is an index, verifies every runnable platform manifest
-/// instead: the index passes only when each of them verifies, and at least
-/// one exists.
+/// When the digest is an index (`index` is `Some`), verifies every runnable platform
+/// manifest instead: the index passes only when each of them verifies, and at least one
+/// exists. The platforms are looked up at once and judged in the index's order.
 async fn platform_verdict<S: ArtifactSource>(
-    source: &S,
+    source: &FetchOnce<S>,
     policy: &CompiledPolicy,
     rule: &Rule,
     image: &ImageReference,
-    digest: &Digest,
+    index: Option<Manifest>,
 ) -> Result<PlatformVerdict, SourceError> {
-    let Some(index) = read_index(source, image, digest).await? else {
+    let Some(index) = index else {
         return Ok(PlatformVerdict::NotAnIndex);
     };
     let name = image.name();
+    let children: Vec<Result<Digest, String>> = index
+        .manifests
+        .iter()
+        .filter(|c| !is_build_attestation(c))
+        .map(|c| {
+            c.digest
+                .parse::<Digest>()
+                .map_err(|e| format!("index entry {:?} is not a digest: {e}", c.digest))
+        })
+        .collect();
+    let found = join_all(children.iter().map(|child| async move {
+        match child {
+            Ok(d) => discover::discover(source, image, d).await,
+            Err(_) => Ok(Discovery::default()),
+        }
+    }))
+    .await;
     let mut signers: Vec<String> = Vec::new();
     let mut attestations: Vec<String> = Vec::new();
     let mut platforms = 0;
-    for child in index.manifests.iter().filter(|c| !is_build_attestation(c)) {
-        let child_digest = match child.digest.parse::<Digest>() {
+    for (child, found) in children.iter().zip(found) {
+        let child_digest = match child {
             Ok(d) => d,
-            Err(e) => {
-                return Ok(PlatformVerdict::Failed(format!(
-                    "index entry {:?} is not a digest: {e}",
-                    child.digest
-                )));
-            }
+            Err(e) => return Ok(PlatformVerdict::Failed(e.clone())),
         };
-        let found = discover::discover(source, image, &child_digest).await?;
-        let v = evaluate(rule, policy, &name, &child_digest, &found);
+        let v = evaluate(rule, policy, &name, child_digest, &found?);
         if v.outcome != Outcome::Verified {
             let why = v.reason.unwrap_or_default();
             return Ok(PlatformVerdict::Failed(format!(

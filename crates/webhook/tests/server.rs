@@ -61,6 +61,13 @@ async fn serves_health_readiness_and_metrics_over_http1_and_http2() {
     let log = server.log();
     assert!(log.contains("serving admission reviews"), "{log}");
     assert!(!log.contains(r#""uid":"e2e-uid""#), "{log}");
+    // Ready only after the one-time work of a first request was done ahead of it.
+    let warmed = log.find("warmed up: crypto, TLS, registry clients");
+    let ready = log.find("ready to admit");
+    assert!(
+        warmed.is_some() && ready.is_some() && warmed < ready,
+        "{log}"
+    );
 }
 
 #[tokio::test]

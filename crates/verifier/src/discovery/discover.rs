@@ -1,10 +1,16 @@
 //! Finding the signatures and attestations of one digest: cosign v2 `.sig`
 //! and `.att` tags, and OCI 1.1 referrers holding Sigstore bundles (cosign
 //! v3) or cosign v2 signature and attestation manifests (its OCI 1.1 mode).
+//!
+//! At most three rounds of registry requests, however many artifacts: the two
+//! cosign v2 tags and the referrers list at once; then every manifest the list
+//! names at once; then every blob of every manifest at once (the signed image
+//! manifest beside them, when a bundle may sign it).
 
+use futures::future::{try_join_all, try_join3};
 use tagpin_resolver::{Digest, ImageReference};
 
-use crate::discovery::source::{ArtifactSource, SourceError};
+use crate::discovery::source::{ArtifactSource, Fetched, SourceError};
 use crate::formats::bundle::{self, BUNDLE_V03_MEDIA_TYPE};
 use crate::formats::cosign_v2::{
     self, DSSE_MEDIA_TYPE, Descriptor, Manifest, SIMPLE_SIGNING_MEDIA_TYPE,
@@ -22,6 +28,11 @@ const COSIGN_ATT_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.att.
 
 /// Annotation cosign v3 sets on bundle referrers with the statement's predicate type.
 const PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
+/// Annotation cosign v3 sets on a bundle manifest with what the bundle holds.
+const BUNDLE_CONTENT_ANNOTATION: &str = "dev.sigstore.bundle.content";
+/// [`BUNDLE_CONTENT_ANNOTATION`] of a bundle holding a DSSE envelope, which names its
+/// subject itself; any other bundle may sign the image manifest's bytes.
+const DSSE_CONTENT: &str = "dsse-envelope";
 
 /// The OCI empty config's media type. cosign v2 (go-containerregistry before v0.21) lists a
 /// bundle referrer under it in the referrers tag schema instead of the manifest's
@@ -44,26 +55,47 @@ pub struct Discovery {
     pub notes: Vec<String>,
 }
 
+impl Discovery {
+    /// Adds what `other` found after what this one did.
+    fn extend(&mut self, other: Discovery) {
+        self.found.signatures.extend(other.found.signatures);
+        self.found.attestations.extend(other.found.attestations);
+        self.notes.extend(other.notes);
+    }
+
+    fn note(note: String) -> Self {
+        Self {
+            notes: vec![note],
+            ..Self::default()
+        }
+    }
+
+    /// Every part in order, as if each had been read after the one before.
+    fn merged(parts: impl IntoIterator<Item = Discovery>) -> Self {
+        let mut out = Self::default();
+        for part in parts {
+            out.extend(part);
+        }
+        out
+    }
+}
+
 fn tag_for(digest: &Digest, suffix: &str) -> String {
     format!("{}-{}.{suffix}", digest.algorithm().name(), digest.hex())
 }
 
-/// Reads a layer's blob; a malformed layer digest becomes a note and `None`.
+/// Reads a layer's blob; a malformed layer digest becomes a note.
 async fn layer_blob<S: ArtifactSource>(
     source: &S,
     image: &ImageReference,
     layer_digest: &str,
     origin: &str,
-    notes: &mut Vec<String>,
-) -> Result<Option<Vec<u8>>, SourceError> {
+) -> Result<Result<Vec<u8>, String>, SourceError> {
     match layer_digest.parse::<Digest>() {
-        Ok(d) => source.blob(image, &d).await.map(Some),
-        Err(e) => {
-            notes.push(format!(
-                "{origin}: layer digest {layer_digest:?} is invalid: {e}"
-            ));
-            Ok(None)
-        }
+        Ok(d) => source.blob(image, &d).await.map(Ok),
+        Err(e) => Ok(Err(format!(
+            "{origin}: layer digest {layer_digest:?} is invalid: {e}"
+        ))),
     }
 }
 
@@ -74,30 +106,26 @@ pub async fn discover<S: ArtifactSource>(
     image: &ImageReference,
     digest: &Digest,
 ) -> Result<Discovery, SourceError> {
-    let mut out = Discovery::default();
-    v2_tag(source, image, digest, "sig", &mut out).await?;
-    v2_tag(source, image, digest, "att", &mut out).await?;
-    referrers(source, image, digest, &mut out).await?;
-    Ok(out)
+    let (sig, att, referrers) = try_join3(
+        v2_tag(source, image, digest, Kind::Signatures),
+        v2_tag(source, image, digest, Kind::Attestations),
+        referrers(source, image, digest),
+    )
+    .await?;
+    Ok(Discovery::merged([sig, att, referrers]))
 }
 
 async fn v2_tag<S: ArtifactSource>(
     source: &S,
     image: &ImageReference,
     digest: &Digest,
-    suffix: &str,
-    out: &mut Discovery,
-) -> Result<(), SourceError> {
-    let tag = tag_for(digest, suffix);
-    let Some(fetched) = source.manifest(image, &tag).await? else {
-        return Ok(());
-    };
-    let kind = if suffix == "sig" {
-        Kind::Signatures
-    } else {
-        Kind::Attestations
-    };
-    read_layers(source, image, &tag, &fetched.bytes, kind, out).await
+    kind: Kind,
+) -> Result<Discovery, SourceError> {
+    let tag = tag_for(digest, kind.suffix());
+    match source.manifest(image, &tag).await? {
+        Some(fetched) => read_layers(source, image, &tag, &fetched.bytes, kind).await,
+        None => Ok(Discovery::default()),
+    }
 }
 
 /// What the layers of a cosign signature manifest hold.
@@ -109,57 +137,78 @@ enum Kind {
     Attestations,
 }
 
+impl Kind {
+    fn suffix(self) -> &'static str {
+        match self {
+            Kind::Signatures => "sig",
+            Kind::Attestations => "att",
+        }
+    }
+}
+
 /// Reads the layers of a cosign v2 signature or attestation manifest, found
-/// by tag or, in cosign's OCI 1.1 mode, as a referrer.
+/// by tag or, in cosign's OCI 1.1 mode, as a referrer: every blob at once.
 async fn read_layers<S: ArtifactSource>(
     source: &S,
     image: &ImageReference,
     name: &str,
     bytes: &[u8],
     kind: Kind,
-    out: &mut Discovery,
-) -> Result<(), SourceError> {
+) -> Result<Discovery, SourceError> {
     let manifest = match Manifest::parse(bytes) {
         Ok(m) => m,
-        Err(e) => {
-            out.notes.push(format!("{name}: {e}"));
-            return Ok(());
-        }
+        Err(e) => return Ok(Discovery::note(format!("{name}: {e}"))),
     };
+    let mut out = Discovery::default();
     if manifest.layers.len() > MAX_ARTIFACTS {
         out.notes.push(format!(
             "{name}: only the first {MAX_ARTIFACTS} of {} layers were read",
             manifest.layers.len()
         ));
     }
+    let layers = manifest.layers.iter().take(MAX_ARTIFACTS).enumerate();
+    let parts =
+        try_join_all(layers.map(|(i, layer)| read_layer(source, image, name, i, layer, kind)))
+            .await?;
+    out.extend(Discovery::merged(parts));
+    Ok(out)
+}
+
+/// One layer of a cosign v2 manifest.
+async fn read_layer<S: ArtifactSource>(
+    source: &S,
+    image: &ImageReference,
+    name: &str,
+    i: usize,
+    layer: &Descriptor,
+    kind: Kind,
+) -> Result<Discovery, SourceError> {
+    let origin = format!("{name} layer {i}");
     let want = match kind {
         Kind::Signatures => SIMPLE_SIGNING_MEDIA_TYPE,
         Kind::Attestations => DSSE_MEDIA_TYPE,
     };
-    for (i, layer) in manifest.layers.iter().take(MAX_ARTIFACTS).enumerate() {
-        let origin = format!("{name} layer {i}");
-        if layer.media_type != want {
-            out.notes.push(format!(
-                "{origin}: media type {:?} ignored",
-                layer.media_type
-            ));
-            continue;
-        }
-        let Some(blob) = layer_blob(source, image, &layer.digest, &origin, &mut out.notes).await?
-        else {
-            continue;
-        };
-        let built = match kind {
-            Kind::Signatures => cosign_v2::signature_evidence(origin, layer, blob).map(|e| vec![e]),
-            Kind::Attestations => cosign_v2::attestation_evidence(origin, layer, &blob),
-        };
-        match (built, kind) {
-            (Ok(evidence), Kind::Signatures) => out.found.signatures.extend(evidence),
-            (Ok(evidence), Kind::Attestations) => out.found.attestations.extend(evidence),
-            (Err(e), _) => out.notes.push(e),
-        }
+    if layer.media_type != want {
+        return Ok(Discovery::note(format!(
+            "{origin}: media type {:?} ignored",
+            layer.media_type
+        )));
     }
-    Ok(())
+    let blob = match layer_blob(source, image, &layer.digest, &origin).await? {
+        Ok(blob) => blob,
+        Err(note) => return Ok(Discovery::note(note)),
+    };
+    let built = match kind {
+        Kind::Signatures => cosign_v2::signature_evidence(origin, layer, blob).map(|e| vec![e]),
+        Kind::Attestations => cosign_v2::attestation_evidence(origin, layer, &blob),
+    };
+    let mut out = Discovery::default();
+    match (built, kind) {
+        (Ok(evidence), Kind::Signatures) => out.found.signatures.extend(evidence),
+        (Ok(evidence), Kind::Attestations) => out.found.attestations.extend(evidence),
+        (Err(e), _) => out.notes.push(e),
+    }
+    Ok(out)
 }
 
 /// A referrer's artifact type: as listed, or the manifest's own where the listing gave
@@ -172,31 +221,29 @@ fn listed_type(desc: &Descriptor, manifest: &[u8]) -> Option<String> {
 }
 
 /// Reads the OCI 1.1 referrers of `digest`: cosign v2 manifests in its
-/// OCI 1.1 mode and Sigstore bundles.
+/// OCI 1.1 mode and Sigstore bundles, every referrer at once.
 async fn referrers<S: ArtifactSource>(
     source: &S,
     image: &ImageReference,
     digest: &Digest,
-    out: &mut Discovery,
-) -> Result<(), SourceError> {
+) -> Result<Discovery, SourceError> {
     let Some(index) = source.referrers(image, digest).await? else {
-        return Ok(());
+        return Ok(Discovery::default());
     };
     let index = match Manifest::parse(&index) {
         Ok(m) => m,
-        Err(e) => {
-            out.notes.push(format!("referrers of {digest}: {e}"));
-            return Ok(());
-        }
+        Err(e) => return Ok(Discovery::note(format!("referrers of {digest}: {e}"))),
     };
-    let mut subject = Subject {
-        digest,
-        bytes: None,
-    };
-    for desc in signature_referrers(&index, digest, out) {
-        read_referrer(source, image, desc, &mut subject, out).await?;
-    }
-    Ok(())
+    let mut out = Discovery::default();
+    let wanted = signature_referrers(&index, digest, &mut out);
+    let parts = try_join_all(
+        wanted
+            .into_iter()
+            .map(|desc| read_referrer(source, image, digest, desc)),
+    )
+    .await?;
+    out.extend(Discovery::merged(parts));
+    Ok(out)
 }
 
 /// The referrers that may hold signatures or attestations, at most
@@ -229,39 +276,40 @@ fn signature_referrers<'a>(
 async fn read_referrer<S: ArtifactSource>(
     source: &S,
     image: &ImageReference,
+    subject: &Digest,
     desc: &Descriptor,
-    subject: &mut Subject<'_>,
-    out: &mut Discovery,
-) -> Result<(), SourceError> {
+) -> Result<Discovery, SourceError> {
     let origin = format!("referrer {}", desc.digest);
     let Some(fetched) = source.manifest(image, &desc.digest).await? else {
-        out.notes.push(format!("{origin}: listed but not found"));
-        return Ok(());
+        return Ok(Discovery::note(format!("{origin}: listed but not found")));
     };
     let artifact_type = listed_type(desc, &fetched.bytes);
-    if !artifact_type
-        .as_deref()
-        .is_some_and(|t| WANTED_TYPES.contains(&t))
-    {
-        return Ok(());
+    match artifact_type.as_deref() {
+        Some(COSIGN_SIG_ARTIFACT_TYPE) => {
+            read_layers(source, image, &origin, &fetched.bytes, Kind::Signatures).await
+        }
+        Some(COSIGN_ATT_ARTIFACT_TYPE) => {
+            read_layers(source, image, &origin, &fetched.bytes, Kind::Attestations).await
+        }
+        Some(BUNDLE_V03_MEDIA_TYPE) => {
+            let evidence = bundle_evidence(source, image, &origin, &fetched.bytes, subject).await?;
+            Ok(sort_bundle_evidence(desc, evidence))
+        }
+        _ => Ok(Discovery::default()),
     }
-    let kind = match artifact_type.as_deref() {
-        Some(COSIGN_SIG_ARTIFACT_TYPE) => Some(Kind::Signatures),
-        Some(COSIGN_ATT_ARTIFACT_TYPE) => Some(Kind::Attestations),
-        _ => None,
-    };
-    if let Some(kind) = kind {
-        return read_layers(source, image, &origin, &fetched.bytes, kind, out).await;
-    }
-    let Some(evidence) =
-        bundle_evidence(source, image, &origin, &fetched.bytes, subject, out).await?
-    else {
-        return Ok(());
+}
+
+/// Files a bundle's evidence as signatures or attestations.
+fn sort_bundle_evidence(desc: &Descriptor, evidence: Result<Vec<Evidence>, String>) -> Discovery {
+    let evidence = match evidence {
+        Ok(evidence) => evidence,
+        Err(note) => return Discovery::note(note),
     };
     let annotated = desc
         .annotations
         .get(PREDICATE_TYPE_ANNOTATION)
         .map(String::as_str);
+    let mut out = Discovery::default();
     for ev in evidence {
         let is_signature = match &ev.claims {
             Claims::Statement(s) => s.predicate_type == COSIGN_SIGN_PREDICATE,
@@ -274,92 +322,78 @@ async fn read_referrer<S: ArtifactSource>(
             out.found.attestations.push(ev);
         }
     }
-    Ok(())
+    out
 }
 
-/// The image manifest the referrers are attached to, read once and only when
-/// a message signature needs it.
-struct Subject<'a> {
-    digest: &'a Digest,
-    /// The bytes, or why they are not at hand.
-    bytes: Option<Result<Vec<u8>, String>>,
-}
-
-impl Subject<'_> {
-    /// The subject manifest's bytes, fetched by digest and checked against
-    /// it; `Err` is a note on why they are not at hand.
-    async fn bytes<S: ArtifactSource>(
-        &mut self,
-        source: &S,
-        image: &ImageReference,
-    ) -> Result<Result<&[u8], String>, SourceError> {
-        if self.bytes.is_none() {
-            let digest = self.digest;
-            self.bytes = Some(match source.manifest(image, &digest.to_string()).await? {
-                None => Err(format!("the signed manifest {digest} is not found")),
-                Some(f) if !digest.matches(&f.bytes) => Err(format!(
-                    "the registry served a manifest for {digest} that does not hash to it"
-                )),
-                Some(f) => Ok(f.bytes),
-            });
-        }
-        Ok(match &self.bytes {
-            Some(Ok(b)) => Ok(b.as_slice()),
-            Some(Err(e)) => Err(e.clone()),
-            None => Err("the signed manifest was not read".into()),
-        })
-    }
+/// The image manifest the referrers are attached to, fetched by digest and
+/// checked against it; `Err` is a note on why its bytes are not at hand.
+async fn subject_bytes<S: ArtifactSource>(
+    source: &S,
+    image: &ImageReference,
+    digest: &Digest,
+) -> Result<Result<Vec<u8>, String>, SourceError> {
+    Ok(match source.manifest(image, &digest.to_string()).await? {
+        None => Err(format!("the signed manifest {digest} is not found")),
+        Some(Fetched { bytes, .. }) if !digest.matches(&bytes) => Err(format!(
+            "the registry served a manifest for {digest} that does not hash to it"
+        )),
+        Some(f) => Ok(f.bytes),
+    })
 }
 
 /// The evidence of the Sigstore bundle a referrer manifest holds. A message
 /// signature is bound to the subject manifest's bytes: it signs that image
-/// or nothing. Problems become notes and `None`.
+/// or nothing. Problems become a note (`Err`).
+///
+/// The subject manifest is fetched beside the bundle's blob unless the manifest says the
+/// bundle holds a DSSE envelope; a bundle that turns out otherwise has it fetched after.
 async fn bundle_evidence<S: ArtifactSource>(
     source: &S,
     image: &ImageReference,
     origin: &str,
     manifest: &[u8],
-    subject: &mut Subject<'_>,
-    out: &mut Discovery,
-) -> Result<Option<Vec<Evidence>>, SourceError> {
+    subject: &Digest,
+) -> Result<Result<Vec<Evidence>, String>, SourceError> {
     let manifest = match Manifest::parse(manifest) {
         Ok(m) => m,
-        Err(e) => {
-            out.notes.push(format!("{origin}: {e}"));
-            return Ok(None);
-        }
+        Err(e) => return Ok(Err(format!("{origin}: {e}"))),
     };
     let Some(layer) = manifest
         .layers
         .iter()
         .find(|l| l.media_type == BUNDLE_V03_MEDIA_TYPE)
     else {
-        out.notes.push(format!("{origin}: no bundle layer"));
-        return Ok(None);
+        return Ok(Err(format!("{origin}: no bundle layer")));
     };
-    let Some(blob) = layer_blob(source, image, &layer.digest, origin, &mut out.notes).await? else {
-        return Ok(None);
+    let holds_dsse = manifest
+        .annotations
+        .get(BUNDLE_CONTENT_ANNOTATION)
+        .is_some_and(|c| c == DSSE_CONTENT);
+    let prefetch = async {
+        if holds_dsse {
+            Ok(None)
+        } else {
+            subject_bytes(source, image, subject).await.map(Some)
+        }
+    };
+    let (blob, prefetched) =
+        futures::try_join!(layer_blob(source, image, &layer.digest, origin), prefetch)?;
+    let blob = match blob {
+        Ok(blob) => blob,
+        Err(note) => return Ok(Err(note)),
     };
     let parsed = match bundle::parse(origin, &blob) {
         Ok(p) => p,
-        Err(e) => {
-            out.notes.push(e);
-            return Ok(None);
-        }
+        Err(e) => return Ok(Err(e)),
     };
     let bound = if parsed.signs_message() {
-        match subject.bytes(source, image).await? {
-            Ok(bytes) => parsed.with_message(bytes),
-            Err(why) => Err(why),
-        }
+        let bytes = match prefetched {
+            Some(bytes) => bytes,
+            None => subject_bytes(source, image, subject).await?,
+        };
+        bytes.and_then(|b| parsed.with_message(&b))
     } else {
         parsed.envelope_evidence()
     };
-    match bound {
-        Ok(evidence) => Ok(Some(evidence)),
-        Err(e) => {
-            out.notes.push(format!("{origin}: {e}"));
-            Ok(None)
-        }
-    }
+    Ok(bound.map_err(|e| format!("{origin}: {e}")))
 }

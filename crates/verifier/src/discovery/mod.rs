@@ -6,6 +6,11 @@
 //! so a registry failure surfaces as [`source::SourceError`], never as
 //! "unsigned". Discovery parses what it finds with [`crate::formats`] but
 //! judges nothing: it may not use policy or proofs.
+//!
+//! Discovery is bounded by registry round trips, not by the number of artifacts: it asks
+//! for everything it already knows to ask for at once (`discover`), and
+//! [`fetch_once::FetchOnce`] makes sure no artifact is asked for twice in one verification.
 
 pub(crate) mod discover;
+pub(crate) mod fetch_once;
 pub(crate) mod source;

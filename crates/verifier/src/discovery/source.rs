@@ -52,3 +52,30 @@ pub trait ArtifactSource: Send + Sync {
         digest: &Digest,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, SourceError>> + Send;
 }
+
+/// A borrowed source reads as the source itself.
+impl<S: ArtifactSource> ArtifactSource for &S {
+    fn manifest(
+        &self,
+        image: &ImageReference,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<Fetched>, SourceError>> + Send {
+        (**self).manifest(image, reference)
+    }
+
+    fn blob(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Vec<u8>, SourceError>> + Send {
+        (**self).blob(image, digest)
+    }
+
+    fn referrers(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, SourceError>> + Send {
+        (**self).referrers(image, digest)
+    }
+}

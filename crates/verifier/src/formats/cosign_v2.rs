@@ -73,6 +73,9 @@ pub struct Manifest {
     /// The manifest's own media type field.
     #[serde(default)]
     pub media_type: Option<String>,
+    /// The manifest's annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Manifest {

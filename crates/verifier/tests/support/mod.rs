@@ -321,44 +321,16 @@ pub fn captured_images() -> (ImageReference, Digest, Digest, Digest, Digest) {
 
 /// A P-256 signing key made for one test, standing in for a key the policy
 /// trusts (a CI key, say) that signed something it should not have.
-pub struct TestKey {
-    pair: aws_lc_rs::signature::EcdsaKeyPair,
-}
+pub use tagpin_e2e::cosign_layouts::TestKey;
 
-impl Default for TestKey {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl TestKey {
-    /// A fresh key.
-    pub fn new() -> Self {
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
-        Self { pair }
-    }
-
-    /// The public key as PEM.
-    pub fn pem(&self) -> String {
-        use aws_lc_rs::encoding::AsDer as _;
-        use aws_lc_rs::signature::KeyPair as _;
-        let der: aws_lc_rs::encoding::PublicKeyX509Der<'_> =
-            self.pair.public_key().as_der().unwrap();
-        pem::encode(&pem::Pem::new("PUBLIC KEY", der.as_ref().to_vec()))
-    }
-
-    /// A signature over `message` (SHA-256, ASN.1 DER).
-    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        self.pair.sign(&rng, message).unwrap().as_ref().to_vec()
-    }
-
+/// A keyed policy for a test key.
+pub trait KeyPolicy {
     /// A keyed policy trusting this key for every image, with `tlog: waived`.
-    pub fn policy(&self) -> String {
+    fn policy(&self) -> String;
+}
+
+impl KeyPolicy for TestKey {
+    fn policy(&self) -> String {
         format!(
             "noMatch: deny\nrules:\n  - name: r\n    images: [\"**\"]\n    signatures:\n      anyOf:\n        - key: {{pem: {}}}\n          tlog: waived\n",
             serde_json::to_string(&self.pem()).unwrap()

@@ -141,35 +141,46 @@ impl Admitter {
         let Some(verifier) = &self.verifier else {
             return results.iter().map(|_| None).collect();
         };
-        let mut distinct: BTreeMap<(String, String), (ImageReference, Digest)> = BTreeMap::new();
+        // By spelling, so a reason quotes what each field wrote; spellings of one image
+        // are verified one after another, so the second is told the first's cached verdict
+        // instead of asking the registry for the same signatures again.
+        type Spellings = BTreeMap<String, ImageReference>;
+        let mut images: BTreeMap<(String, String), (Digest, Spellings)> = BTreeMap::new();
         for (reference, digest) in results.iter().filter_map(pinned) {
-            // By spelling, so a reason quotes what each field wrote.
-            distinct
-                .entry((reference.as_written().to_owned(), digest.to_string()))
-                .or_insert((reference, digest));
+            images
+                .entry((reference.name(), digest.to_string()))
+                .or_insert_with(|| (digest, Spellings::new()))
+                .1
+                .entry(reference.as_written().to_owned())
+                .or_insert(reference);
         }
         let budget = self.config.deadline_seconds;
-        let checks = distinct.into_iter().map(|(key, (reference, digest))| {
+        let checks = images.into_values().map(|(digest, spellings)| {
             let verifier = verifier.clone();
             async move {
-                let result = tokio::time::timeout_at(
-                    deadline,
-                    verifier.verify(&reference, &digest, keychain),
-                )
-                .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "{}: not verified within tagpin's {budget}s admission deadline",
-                        reference.pinned(&digest)
-                    ))
-                });
-                (key, result)
+                let mut told = Vec::new();
+                for (written, reference) in spellings {
+                    let result = tokio::time::timeout_at(
+                        deadline,
+                        verifier.verify(&reference, &digest, keychain),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "{}: not verified within tagpin's {budget}s admission deadline",
+                            reference.pinned(&digest)
+                        ))
+                    });
+                    told.push(((written, digest.to_string()), result));
+                }
+                told
             }
         });
         let verdicts: HashMap<(String, String), Result<Verdict, String>> =
             futures::future::join_all(checks)
                 .await
                 .into_iter()
+                .flatten()
                 .collect();
         results
             .iter()

@@ -4,7 +4,6 @@ mod reload;
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,8 +16,10 @@ use crate::credentials::{ClusterState, Offline};
 use crate::metrics::Metrics;
 use crate::resolving::ImageResolver;
 use crate::server::gate::Gate;
+use crate::server::readiness::Readiness;
 use crate::server::routes::AppState;
 use crate::server::tls::{ReloadingTls, TlsFiles};
+use crate::server::warm_up::WarmUp;
 use reload::{Credentials, CurrentResolver, Reloader};
 
 /// Serves until SIGTERM or SIGINT, then drains.
@@ -41,7 +42,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         config.server.reload_interval_seconds,
     ));
 
-    let (cluster, cluster_ready) = connect_cluster(docker).await;
+    let (cluster, cluster_ready) = connect_cluster(docker.clone()).await;
     let credentials = match &cluster_ready {
         Some(live) => Credentials::Live(live.clone()),
         None => Credentials::Offline,
@@ -54,21 +55,11 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
             cluster.clone(),
         )?)),
         metrics: Metrics::new(current_resolver.clone() as Arc<dyn ImageResolver>),
-        ready: AtomicBool::new(false),
+        ready: Readiness::default(),
         max_body_bytes: config.server.max_body_bytes,
         gate: Gate::new(config.server.max_concurrent_reviews),
     });
-    match cluster_ready {
-        Some(cluster) => {
-            let state = state.clone();
-            tokio::spawn(async move {
-                cluster.ready().await;
-                state.ready.store(true, Ordering::SeqCst);
-                tracing::info!("namespace and pull-secret caches loaded; ready");
-            });
-        }
-        None => state.ready.store(true, Ordering::SeqCst),
-    }
+    get_ready(&state, cluster_ready, &tls, &resolver, docker);
 
     if let (Some(path), Some(inputs)) = (config_path, inputs) {
         Reloader {
@@ -97,6 +88,51 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     let grace = Duration::from_secs_f64(config.server.shutdown_grace_seconds);
     crate::server::run(listener, tls, state, shutdown_signal(), grace).await;
     Ok(())
+}
+
+/// Marks the server ready once the cluster caches are loaded (at once without a cluster) and
+/// the warm-up is done, whichever comes last.
+fn get_ready(
+    state: &Arc<AppState>,
+    cluster: Option<Arc<Cluster>>,
+    tls: &Arc<ReloadingTls>,
+    resolver: &Arc<Resolver>,
+    docker: Option<Arc<DockerConfig>>,
+) {
+    match cluster {
+        Some(cluster) => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                cluster.ready().await;
+                tracing::info!("namespace and pull-secret caches loaded");
+                if state.ready.caches_loaded() {
+                    tracing::info!("ready to admit");
+                }
+            });
+        }
+        None => {
+            state.ready.caches_loaded();
+        }
+    }
+    let (state, tls, resolver) = (state.clone(), tls.clone(), resolver.clone());
+    tokio::spawn(async move {
+        let admitter = state.admitter();
+        let took = WarmUp {
+            acceptor: tls.acceptor(),
+            admitter: &admitter,
+            resolver: &resolver,
+            docker: docker.as_deref(),
+        }
+        .run()
+        .await;
+        tracing::info!(
+            milliseconds = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            "warmed up: crypto, TLS, registry clients"
+        );
+        if state.ready.warmed_up() {
+            tracing::info!("ready to admit");
+        }
+    });
 }
 
 /// The cluster's watches when a kubeconfig or in-cluster account is found, else the config

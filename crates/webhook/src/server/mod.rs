@@ -1,12 +1,13 @@
 //! The HTTPS server: TLS 1.2/1.3, HTTP/1.1 and HTTP/2, graceful drain on shutdown.
 
 pub mod gate;
+pub mod readiness;
 pub mod routes;
 pub mod tls;
+pub mod warm_up;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -79,7 +80,7 @@ pub async fn run(
             }
         });
     }
-    state.ready.store(false, Ordering::SeqCst);
+    state.ready.draining();
     tracing::info!("shutting down: draining in-flight requests");
     drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown())

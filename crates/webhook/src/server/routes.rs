@@ -1,7 +1,6 @@
 //! HTTP routes: `/mutate`, `/healthz`, `/readyz`, `/metrics`.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -13,6 +12,7 @@ use tokio::time::Instant;
 use crate::admission::Admitter;
 use crate::metrics::Metrics;
 use crate::server::gate::Gate;
+use crate::server::readiness::Readiness;
 
 /// The share of a request's deadline it may spend waiting for an admission slot; the rest
 /// is left for resolving and verifying its images.
@@ -24,8 +24,8 @@ pub struct AppState {
     pub admitter: RwLock<Arc<Admitter>>,
     /// Metrics registry.
     pub metrics: Metrics,
-    /// True once config and credential caches are loaded, false again while draining.
-    pub ready: AtomicBool,
+    /// Ready once warmed up and the credential caches are loaded, until draining.
+    pub ready: Readiness,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Admission slots (`server.maxConcurrentReviews`).
@@ -58,16 +58,13 @@ pub async fn handle(
     let response = match (req.method(), req.uri().path()) {
         (&Method::POST, "/mutate") => mutate(&state, req).await,
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/readyz") => {
-            if state.ready.load(Ordering::SeqCst) {
-                text(StatusCode::OK, "ready\n")
-            } else {
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not ready: namespace and pull-secret caches are still loading, or the server is shutting down\n",
-                )
-            }
-        }
+        (&Method::GET, "/readyz") => match state.ready.waiting_for() {
+            None => text(StatusCode::OK, "ready\n"),
+            Some(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready: {why}\n"),
+            ),
+        },
         (&Method::GET, "/metrics") => match state.metrics.encode() {
             Ok(body) => Response::builder()
                 .status(StatusCode::OK)

@@ -78,6 +78,16 @@ impl AccessLog {
     pub fn count_since(&self, offset: u64, prefix: &str) -> ManifestCounts {
         count(&self.read_since(offset), prefix)
     }
+
+    /// Every request since `offset` (manifests, blobs, referrers) for repositories starting
+    /// with `prefix`.
+    pub fn requests_since(&self, offset: u64, prefix: &str) -> u64 {
+        let needle = format!(" /v2/{prefix}");
+        self.read_since(offset)
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .count() as u64
+    }
 }
 
 /// Counts manifest requests in combined-format lines such as

@@ -130,6 +130,25 @@ impl Images {
         Ok(samples)
     }
 
+    /// Asks the registry's `/v2/` once: a TLS handshake and nothing else.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let res = self.get_v2("").await?;
+        if !res.status().is_success() {
+            bail!("GET /v2/: {}", res.status());
+        }
+        Ok(())
+    }
+
+    /// `GET /v2/<query>` with the registry's credentials.
+    async fn get_v2(&self, query: &str) -> reqwest::Result<reqwest::Response> {
+        let url = format!("https://{}/v2/{query}", self.registry.host);
+        self.http
+            .get(&url)
+            .header("authorization", &self.auth)
+            .send()
+            .await
+    }
+
     async fn head(&self, repository: &str, tag: &str) -> anyhow::Result<()> {
         let url = format!(
             "https://{}/v2/{repository}/manifests/{tag}",
@@ -155,13 +174,7 @@ impl Images {
             "tagpin-bench-marker-{}",
             tagpin_e2e::registry::unique_suffix()
         );
-        let url = format!("https://{}/v2/?{marker}", self.registry.host);
-        let _ = self
-            .http
-            .get(&url)
-            .header("authorization", &self.auth)
-            .send()
-            .await;
+        let _ = self.get_v2(&format!("?{marker}")).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !log.contains_since(since, &marker) {
             if Instant::now() >= deadline {
@@ -184,11 +197,13 @@ fn manifest(blobs: &Blobs, name: &str) -> anyhow::Result<Vec<u8>> {
     }))?)
 }
 
-/// A cosign v2 key pair and the registry login cosign uses, in a directory.
+/// A cosign key pair and the registry login cosign uses, in a directory.
 pub struct Signer {
     dir: PathBuf,
     cosign: PathBuf,
     registry: TestRegistry,
+    /// cosign v3: Sigstore bundles as referrers, and no signing config.
+    v3: bool,
 }
 
 impl Signer {
@@ -203,6 +218,7 @@ impl Signer {
             dir: dir.to_owned(),
             cosign: cosign.to_owned(),
             registry: registry.clone(),
+            v3: false,
         };
         if !dir.join("cosign.key").is_file() {
             signer.run(&["generate-key-pair", "--output-key-prefix", "cosign"])?;
@@ -215,6 +231,65 @@ impl Signer {
         self.dir.join("cosign.pub")
     }
 
+    /// The same key pair and login, signing with cosign v3 (`cosign`).
+    pub fn v3(&self, cosign: &Path) -> Self {
+        Self {
+            dir: self.dir.clone(),
+            cosign: cosign.to_owned(),
+            registry: self.registry.clone(),
+            v3: true,
+        }
+    }
+
+    /// Logs cosign in to `host` too, another address of the same registry (a proxy).
+    pub fn login_alias(&self, host: &str) -> anyhow::Result<()> {
+        let mut alias = self.registry.clone();
+        alias.host = host.to_owned();
+        std::fs::write(
+            self.dir.join("docker/config.json"),
+            tagpin_e2e::registry::docker_config_json(&[&self.registry, &alias]),
+        )?;
+        Ok(())
+    }
+
+    /// Attests a predicate of `predicate_type` (a URI) about every image, one cosign process
+    /// per image and several at once.
+    pub fn attest(&self, images: &[String], predicate_type: &str) -> anyhow::Result<()> {
+        let predicate = self.dir.join(format!(
+            "predicate-{}.json",
+            tagpin_e2e::registry::unique_suffix()
+        ));
+        std::fs::write(&predicate, json!({"bench": predicate_type}).to_string())?;
+        let key = self.dir.join("cosign.key").display().to_string();
+        let predicate = predicate.display().to_string();
+        for chunk in images.chunks(SIGN_PROCESSES) {
+            let mut running = Vec::new();
+            for image in chunk {
+                let mut args = vec!["attest", "--yes", "--key", key.as_str()];
+                args.extend(["--type", predicate_type, "--predicate", predicate.as_str()]);
+                args.extend(self.offline_flags());
+                args.push(image.as_str());
+                running.push(
+                    self.command(&args)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()?,
+                );
+            }
+            wait_all(running, "attest")?;
+        }
+        Ok(())
+    }
+
+    /// Flags that keep cosign offline: no transparency log, and for v3 no signing config.
+    fn offline_flags(&self) -> Vec<&'static str> {
+        if self.v3 {
+            vec!["--tlog-upload=false", "--use-signing-config=false"]
+        } else {
+            vec!["--tlog-upload=false"]
+        }
+    }
+
     /// Signs every `host/repository@digest` in `images`, many per cosign run and
     /// several runs at once (cosign signs one image after another, each a dozen requests).
     pub fn sign(&self, images: &[String]) -> anyhow::Result<()> {
@@ -222,13 +297,8 @@ impl Signer {
         let per_run = images.len().div_ceil(SIGN_PROCESSES).max(1);
         let mut running = Vec::new();
         for chunk in images.chunks(per_run) {
-            let mut args = vec![
-                "sign",
-                "--yes",
-                "--tlog-upload=false",
-                "--key",
-                key.as_str(),
-            ];
+            let mut args = vec!["sign", "--yes", "--key", key.as_str()];
+            args.extend(self.offline_flags());
             args.extend(chunk.iter().map(String::as_str));
             running.push(
                 self.command(&args)
@@ -237,16 +307,7 @@ impl Signer {
                     .spawn()?,
             );
         }
-        for child in running {
-            let out = child.wait_with_output()?;
-            if !out.status.success() {
-                bail!(
-                    "cosign sign failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-        Ok(())
+        wait_all(running, "sign")
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -254,7 +315,9 @@ impl Signer {
         cmd.args(args)
             .current_dir(&self.dir)
             .env("COSIGN_PASSWORD", "")
-            .env("DOCKER_CONFIG", self.dir.join("docker"));
+            .env("DOCKER_CONFIG", self.dir.join("docker"))
+            // No TUF fetch of the public-good root: the bench is offline.
+            .env("TUF_ROOT", self.dir.join("tuf"));
         if let Some(ca) = &self.registry.ca {
             // cosign trusts the registry's test CA through Go's SSL_CERT_FILE.
             cmd.env("SSL_CERT_FILE", ca);
@@ -275,5 +338,20 @@ impl Signer {
             );
         }
         Ok(())
+    }
+}
+
+/// Waits for every cosign process; the first failure names the command and its stderr.
+fn wait_all(running: Vec<std::process::Child>, what: &str) -> anyhow::Result<()> {
+    let mut failed = None;
+    for child in running {
+        let out = child.wait_with_output()?;
+        if !out.status.success() && failed.is_none() {
+            failed = Some(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+    }
+    match failed {
+        Some(stderr) => bail!("cosign {what} failed: {stderr}"),
+        None => Ok(()),
     }
 }

@@ -2,11 +2,18 @@
 //! registry that `hack/registry.sh` started, and writes `results.json` plus a Markdown
 //! table. Run it through `hack/bench.sh`, which builds and starts everything first.
 //!
-//! Settings (environment): `BENCH_SECONDS` per run (3), `BENCH_CONNECTIONS` (16),
+//! Settings (environment): `BENCH_SCENARIOS` (which groups run, comma-separated:
+//! `throughput` (the scenarios of issue 6), `latency` (cold admissions behind a delaying
+//! proxy), `first` (the first admission after a start); all by default),
+//! `BENCH_SECONDS` per run (3), `BENCH_CONNECTIONS` (16),
 //! `BENCH_RATE` requests/s of the fixed-rate runs (2000), `BENCH_COLD_REQUESTS` (150),
 //! `BENCH_VERIFIED_COLD_REQUESTS` (30),
 //! `BENCH_BURST` (1000), `BENCH_IDLE_SECONDS` (60), `BENCH_CLIENT_THREADS` (2),
-//! `BENCH_OUT` (results file), `TAGPIN_COSIGN_V2` (cosign, for the verified runs).
+//! `BENCH_LATENCY_RTTS_MS` (round-trip times the proxy adds, `0,25,50,100,200`),
+//! `BENCH_LATENCY_SAMPLES` (cold admissions per case and round-trip time, 20),
+//! `BENCH_FIRST_STARTS` (fresh starts of the first-admission scenario, 5),
+//! `BENCH_OUT` (results file; `latency.json` is written beside it),
+//! `TAGPIN_COSIGN_V2` and `TAGPIN_COSIGN_V3` (cosign, for the verified runs).
 //!
 //! `bench load URL CA_PEM BODY h1|h2 [SECONDS] [CONCURRENCY]` only drives load at a running
 //! tagpin (for profiling it) and prints the outcome: BODY is one review file sent over and
@@ -47,6 +54,59 @@ pub struct Settings {
     pub out: PathBuf,
     /// cosign v2, for the verified runs.
     pub cosign: Option<PathBuf>,
+    /// cosign v3, for the latency runs' bundles.
+    pub cosign_v3: Option<PathBuf>,
+    /// The scenario groups to run.
+    pub scenarios: Vec<String>,
+    /// Round-trip times the latency runs add to the registry.
+    pub latency_rtts: Vec<Duration>,
+    /// Cold admissions per latency case and round-trip time.
+    pub latency_samples: usize,
+    /// Fresh starts of the first-admission scenario.
+    pub first_starts: usize,
+}
+
+impl Settings {
+    /// Whether scenario group `name` runs.
+    pub fn runs(&self, name: &str) -> bool {
+        self.scenarios.iter().any(|s| s == name)
+    }
+}
+
+/// The scenario groups, in the order they run.
+const SCENARIO_GROUPS: [&str; 3] = ["throughput", "latency", "first"];
+
+fn scenario_groups() -> anyhow::Result<Vec<String>> {
+    let wanted = env_or("BENCH_SCENARIOS", SCENARIO_GROUPS.join(","))?;
+    let groups: Vec<String> = wanted
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(unknown) = groups
+        .iter()
+        .find(|g| !SCENARIO_GROUPS.contains(&g.as_str()))
+    {
+        anyhow::bail!(
+            "BENCH_SCENARIOS names {unknown:?}; the groups are {}",
+            SCENARIO_GROUPS.join(", ")
+        );
+    }
+    Ok(groups)
+}
+
+fn rtts() -> anyhow::Result<Vec<Duration>> {
+    env_or("BENCH_LATENCY_RTTS_MS", "0,25,50,100,200".to_owned())?
+        .split(',')
+        .map(|ms| {
+            let ms: f64 = ms.trim().parse().map_err(|_| {
+                anyhow::anyhow!("BENCH_LATENCY_RTTS_MS: {ms:?} is not milliseconds")
+            })?;
+            Duration::try_from_secs_f64(ms / 1000.0)
+                .map_err(|_| anyhow::anyhow!("BENCH_LATENCY_RTTS_MS: {ms} is not a duration"))
+        })
+        .collect()
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -75,6 +135,11 @@ fn settings() -> anyhow::Result<Settings> {
                 .to_string(),
         )?),
         cosign: std::env::var_os("TAGPIN_COSIGN_V2").map(PathBuf::from),
+        cosign_v3: std::env::var_os("TAGPIN_COSIGN_V3").map(PathBuf::from),
+        scenarios: scenario_groups()?,
+        latency_rtts: rtts()?,
+        latency_samples: env_or("BENCH_LATENCY_SAMPLES", 20)?,
+        first_starts: env_or("BENCH_FIRST_STARTS", 5)?,
     })
 }
 

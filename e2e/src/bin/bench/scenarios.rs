@@ -1,7 +1,12 @@
 //! The scenarios of issue 6, run in order against fresh `tagpin serve` processes, and the
-//! budgets judged from their rows.
+//! budgets judged from their rows; then the cold-latency and first-admission scenarios of
+//! issue 16, each group when `BENCH_SCENARIOS` names it.
 
 mod budgets;
+mod first_admission;
+mod latency;
+mod latency_cases;
+mod latency_report;
 mod plain;
 mod results;
 mod verified;
@@ -66,14 +71,14 @@ struct Server {
 
 impl Server {
     async fn start(extra: &str) -> anyhow::Result<Self> {
-        let tagpin = Tagpin::start(TagpinConfig {
-            extra: format!("defaultMode: enforce\n{extra}"),
-            registry_credentials: true,
-            // Long enough that nothing expires during the bench.
-            cache_ttl_seconds: Some(3600.0),
-            ..TagpinConfig::default()
-        })
-        .await;
+        Self::start_with(bench_config(extra)).await
+    }
+
+    async fn start_with(config: TagpinConfig) -> anyhow::Result<Self> {
+        Self::of(Tagpin::start(config).await)
+    }
+
+    fn of(tagpin: Tagpin) -> anyhow::Result<Self> {
         let config = tagpin.dir().join("tagpin.yaml");
         let proc = Proc::find(&config.display().to_string())?;
         let ca = tagpin.ca_pem();
@@ -82,6 +87,17 @@ impl Server {
 
     fn target(&self, protocol: Protocol, expect: Expect) -> anyhow::Result<Target> {
         Target::new(&self.tagpin.url(""), &self.ca, protocol, expect)
+    }
+}
+
+/// The bench's tagpin config with `extra` YAML: enforce, the registry's credentials, and
+/// a tag cache that outlives the bench.
+fn bench_config(extra: &str) -> TagpinConfig {
+    TagpinConfig {
+        extra: format!("defaultMode: enforce\n{extra}"),
+        registry_credentials: true,
+        cache_ttl_seconds: Some(3600.0),
+        ..TagpinConfig::default()
     }
 }
 
@@ -248,11 +264,36 @@ impl IdleServer {
     }
 }
 
-/// Runs every scenario, prints the tables and writes results.json.
+/// Runs the scenario groups `BENCH_SCENARIOS` names, prints their tables and writes
+/// results.json (throughput) and latency.json (latency, first admission).
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let machine = results::machine();
     let prefix = format!("bench-{}/", tagpin_e2e::registry::unique_suffix());
     let images = Images::new()?;
+    if settings.runs("throughput") {
+        throughput(&settings, &images, &prefix).await?;
+    }
+    let log = AccessLog::new(&images.registry.log);
+    let latency = if settings.runs("latency") {
+        Some(latency::run(&settings, &images, &log, &prefix).await?)
+    } else {
+        None
+    };
+    let first = if settings.runs("first") {
+        Some(first_admission::run(&settings, &images).await?)
+    } else {
+        None
+    };
+    if latency.is_some() || first.is_some() {
+        latency_report::publish(&settings, latency.as_deref(), first.as_ref())?;
+    }
+    Ok(())
+}
+
+/// The scenarios of issue 6: results.json and its tables.
+async fn throughput(settings: &Settings, images: &Images, prefix: &str) -> anyhow::Result<()> {
+    let settings = settings.clone();
+    let (images, prefix) = (images.clone(), prefix.to_owned());
+    let machine = results::machine();
     let mut bench = Bench {
         settings: settings.clone(),
         images: images.clone(),
