@@ -270,9 +270,11 @@ build() {
   local revision dirty="" tag binary ref digest size
   revision="$(git rev-parse HEAD)"
   git diff --quiet HEAD -- || dirty=-dirty
-  export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}"
   tag="${TAGPIN_IMAGE_TAG:-$VERSION-${revision:0:12}$dirty}"
+  # Built before SOURCE_DATE_EPOCH is exported: aws-lc-sys's build script watches it, so
+  # exporting it first would rebuild the release binary for every commit.
   binary="$(release_binary)"
+  export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}"
   [[ "$("$binary" --version)" == "tagpin $VERSION" ]] || die "$binary is not tagpin $VERSION"
 
   mkdir -p "$WORK"
@@ -326,8 +328,11 @@ prepare() {
   local binary
   binary="$(release_binary)"
   mkdir -p "$WORK"
-  assemble "$binary" "$WORK/rootfs" >/dev/null
-  log "prepared: release binary built, Debian packages in $DEB_CACHE"
+  # As build calls it: in a command substitution (a doc symlink into another package is
+  # allowed to dangle there).
+  local packages
+  packages="$(assemble "$binary" "$WORK/rootfs")"
+  log "prepared ($(echo $packages)): release binary built, Debian packages in $DEB_CACHE"
 }
 
 case "${1:-build}" in

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -40,20 +41,26 @@ fn config(registry: &str) -> String {
     )
 }
 
+/// One install at a time in this process: a second apply would rotate the certificates and
+/// roll the Deployment under the first test's feet.
+static INSTALLING: Mutex<()> = Mutex::new(());
+
 /// Installs tagpin unless the same image already runs, and waits for every replica to be
 /// ready. Safe to call from every test: the first call installs, the others wait.
 pub async fn install(client: &Client) {
     let env = TestEnv::load();
     let image = node_image(&env);
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    let running = deployments
-        .get_opt("tagpin")
-        .await
-        .ok()
-        .flatten()
-        .and_then(|d| d.spec?.template.spec?.containers.first()?.image.clone());
-    if running.as_deref() != Some(image.as_str()) {
-        apply(&env, &image);
+    {
+        let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+        let running = kubectl()
+            .args(["-n", NAMESPACE, "get", "deployment", "tagpin", "-o"])
+            .arg("jsonpath={.spec.template.spec.containers[0].image}")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if running != image {
+            apply(&env, &image);
+        }
     }
     wait_ready(client).await;
 }
