@@ -111,7 +111,8 @@ pki_ca() {
 # USAGE is serverAuth, clientAuth or "serverAuth,clientAuth"; SANS like "IP:127.0.0.1,DNS:localhost".
 pki_cert() {
   local ca="$1" out="$2" subj="$3" usage="$4" sans="${5:-}" ext
-  [[ -s "$out.pem" && -s "$out-key.pem" ]] && return 0
+  # Issued again when the names it must carry changed (a state dir from an older checkout).
+  [[ -s "$out.pem" && -s "$out-key.pem" && "$(cat "$out.sans" 2>/dev/null)" == "$sans" ]] && return 0
   mkdir -p "$(dirname "$out")"
   ext="$(mktemp)"
   {
@@ -128,6 +129,7 @@ pki_cert() {
       -days 3650 -sha256 -extfile "$ext" -out "$out.pem" 2>/dev/null
   rm -f "$ext"
   chmod 600 "$out-key.pem"
+  printf '%s' "$sans" >"$out.sans"
 }
 
 # Puts rustup's cargo and the Go toolchain on PATH, for shells that did not.
