@@ -64,7 +64,10 @@ step "manifests"
 hack/netns.sh exec hack/manifests.sh check
 
 step "cargo test"
-hack/netns.sh exec cargo test --workspace
+hack/netns.sh exec cargo test --workspace -- --skip admissions_survive_restarts
+
+step "tagpin under churn on the node (figures printed)"
+hack/netns.sh exec cargo test -p tagpin-e2e --test node_reliability -- --nocapture
 
 step "demo: start, stop, start, stop (its own cluster beside this one)"
 demo_log="$TAGPIN_STATE/demo-cycle.log"
