@@ -71,4 +71,5 @@ bench_pid=""
 } | tee -a "$OUT_DIR/table.md"
 [[ "$status" -eq 0 ]] || die "the bench failed (exit $status)"
 log "results: ${BENCH_OUT:-$OUT_DIR/results.json}, table: $OUT_DIR/table.md"
+[[ "${BENCH_PIN:-1}" == 0 ]] || hack/bench-pin.sh # tagpin pin over 1,000 manifests, 200 tags
 [[ "${BENCH_INVENTORY:-1}" == 0 ]] || hack/bench-inventory.sh # inventory at scale; needs the control plane

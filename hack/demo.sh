@@ -146,8 +146,8 @@ wait_for "the API server to call tagpin through its Service" 120 probe ||
 "$KUBECTL" -n tagpin-system get pods -o wide
 
 say "push and sign $REGISTRY/demo/hello:1.0; push $REGISTRY/demo/unsigned:1.0"
-signed="$("$TARGET/push-sample" demo/hello 1.0 hello-1.0)"
-"$TARGET/push-sample" demo/unsigned 1.0 unsigned-1.0 >/dev/null
+signed="$("$TARGET/push-sample" --runnable demo/hello 1.0 hello-1.0)"
+"$TARGET/push-sample" --runnable demo/unsigned 1.0 unsigned-1.0 >/dev/null
 # cosign trusts the registry's CA through SSL_CERT_FILE and logs in with the demo's docker config.
 COSIGN_PASSWORD='' DOCKER_CONFIG="$DEMO/docker" SSL_CERT_FILE="$TAGPIN_REGISTRY_CA" \
   "$COSIGN" sign --yes --key "$DEMO/cosign.key" --tlog-upload=false \
