@@ -93,26 +93,29 @@ have_node() {
 # the node's network config names.
 build_node() {
   have_node && return 0
-  local tmp="$TAGPIN_NODE_BIN.partial" cni=github.com/containernetworking/plugins/plugins
+  local dir tmp cni=github.com/containernetworking/plugins/plugins
+  dir="$(dirname "$TAGPIN_NODE_BIN")"
+  tmp="$dir.partial"
   wait_other_build "go install .*containerd/v2/cmd/containerd@$CONTAINERD_VERSION"
   have_node && return 0
   log "building the node runtime: containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, CNI plugins $CNI_PLUGINS_VERSION"
-  rm -rf "$tmp" && mkdir -p "$tmp"
+  rm -rf "$tmp" && mkdir -p "$tmp/bin"
   (
     cd /tmp
-    export GOFLAGS=-buildvcs=false
-    CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags='-s -w' -tags 'no_btrfs no_devmapper no_zfs' \
+    export GOFLAGS=-buildvcs=false GOBIN="$tmp/bin"
+    CGO_ENABLED=0 go install -trimpath -ldflags='-s -w' -tags 'no_btrfs no_devmapper no_zfs' \
       "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
       "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
       "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
-    CGO_ENABLED=1 GOBIN="$tmp" go install -trimpath -ldflags='-s -w' -tags seccomp \
+    CGO_ENABLED=1 go install -trimpath -ldflags='-s -w' -tags seccomp \
       "github.com/opencontainers/runc@$RUNC_VERSION"
-    CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags='-s -w' \
+    CGO_ENABLED=0 go install -trimpath -ldflags='-s -w' \
       "$cni/main/bridge@$CNI_PLUGINS_VERSION" "$cni/main/loopback@$CNI_PLUGINS_VERSION" \
       "$cni/ipam/host-local@$CNI_PLUGINS_VERSION" "$cni/meta/portmap@$CNI_PLUGINS_VERSION"
   )
-  rm -rf "$(dirname "$TAGPIN_NODE_BIN")" && mkdir -p "$(dirname "$TAGPIN_NODE_BIN")"
-  mv "$tmp" "$TAGPIN_NODE_BIN"
+  # Built beside the final directory and moved into place, so an interrupted build never
+  # leaves binaries that look complete.
+  rm -rf "$dir" && mv "$tmp" "$dir"
 }
 
 install_busybox_arm64() {
