@@ -31,31 +31,9 @@ else
   ADVERTISE=127.0.0.1
 fi
 
-# kubeconfig FILE USER_CERT_PREFIX: writes a kubeconfig with embedded CA and client cert.
-kubeconfig() {
-  local file="$1" cert="$2"
-  cat >"$file" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: tagpin
-  cluster:
-    server: $API
-    certificate-authority-data: $(base64 -w0 <"$PKI/ca.pem")
-users:
-- name: tagpin
-  user:
-    client-certificate-data: $(base64 -w0 <"$cert.pem")
-    client-key-data: $(base64 -w0 <"$cert-key.pem")
-contexts:
-- name: tagpin
-  context:
-    cluster: tagpin
-    user: tagpin
-current-context: tagpin
-EOF
-  chmod 600 "$file"
-}
+# kubeconfig FILE USER_CERT_PREFIX: the admin and control-plane components reach the API
+# server on loopback.
+kubeconfig() { write_kubeconfig "$1" "$API" "$PKI/ca.pem" "$2"; }
 
 make_pki() {
   pki_ca "$PKI" "tagpin control plane CA"

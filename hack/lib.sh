@@ -132,6 +132,33 @@ pki_cert() {
   printf '%s' "$sans" >"$out.sans"
 }
 
+# write_kubeconfig FILE SERVER CA_PEM CERT_PREFIX: a kubeconfig for SERVER with the CA and the
+# client certificate CERT_PREFIX.pem / CERT_PREFIX-key.pem embedded; readable by its owner only.
+write_kubeconfig() {
+  local file="$1" server="$2" ca="$3" cert="$4"
+  cat >"$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: tagpin
+  cluster:
+    server: $server
+    certificate-authority-data: $(base64 -w0 <"$ca")
+users:
+- name: tagpin
+  user:
+    client-certificate-data: $(base64 -w0 <"$cert.pem")
+    client-key-data: $(base64 -w0 <"$cert-key.pem")
+contexts:
+- name: tagpin
+  context:
+    cluster: tagpin
+    user: tagpin
+current-context: tagpin
+EOF
+  chmod 600 "$file"
+}
+
 # Puts rustup's cargo and the Go toolchain on PATH, for shells that did not.
 use_toolchains() {
   local d

@@ -36,30 +36,7 @@ make_pki() {
 }
 
 # node_kubeconfig FILE CERT_PREFIX: the node's components reach the API server at the node address.
-node_kubeconfig() {
-  local file="$1" cert="$2"
-  cat >"$file" <<EOF2
-apiVersion: v1
-kind: Config
-clusters:
-- name: tagpin
-  cluster:
-    server: https://$TAGPIN_NODE_IP:6443
-    certificate-authority-data: $(base64 -w0 <"$PKI/ca.pem")
-users:
-- name: node
-  user:
-    client-certificate-data: $(base64 -w0 <"$cert.pem")
-    client-key-data: $(base64 -w0 <"$cert-key.pem")
-contexts:
-- name: tagpin
-  context:
-    cluster: tagpin
-    user: node
-current-context: tagpin
-EOF2
-  chmod 600 "$file"
-}
+node_kubeconfig() { write_kubeconfig "$1" "https://$TAGPIN_NODE_IP:6443" "$PKI/ca.pem" "$2"; }
 
 # The registries' CA for containerd: the kubelet pulls from the local registry at the node
 # address, over TLS checked against the test CA, with the Pod's pull secret.
